@@ -1,0 +1,152 @@
+"""The connection pool and the one place that runs database work under a deadline.
+
+Each unit of work runs as its own task. The caller answers when the work finishes or
+when the request deadline passes, whichever comes first; a timed-out task is
+cancelled and its cleanup (psycopg's server-side cancel, the pool's discard of the
+connection) finishes in the background, tracked so leak probes can wait for it.
+Without this, a blackholed connection holds a request for about 11 s after its
+deadline (DESIGN section 7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from app import repository
+from app.errors import ServiceError, TimedOut, translate_db_error
+from app.settings import Settings
+
+__all__ = ["Database", "WorkState"]
+
+log = logging.getLogger("app.db")
+
+T = TypeVar("T")
+Conn = AsyncConnection[TupleRow]
+
+
+class WorkState:
+    """What a unit of work has done so far; decides whether a 503 may have written."""
+
+    __slots__ = ("write_attempted",)
+
+    def __init__(self) -> None:
+        self.write_attempted = False
+
+
+class Database:
+    """The service's pool plus deadline-bounded execution of work on it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            settings.conninfo,
+            min_size=settings.db_pool_min_size,
+            max_size=settings.db_pool_max_size,
+            max_waiting=settings.db_pool_max_waiting,
+            timeout=settings.db_pool_acquire_timeout,
+            kwargs=self._connect_kwargs(),
+            check=AsyncConnectionPool.check_connection,
+            name="coupon-pool",
+            open=False,
+        )
+        self._cleanups: set[asyncio.Task[Any]] = set()
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        return {
+            "autocommit": True,
+            "application_name": self.settings.db_application_name,
+            "connect_timeout": self.settings.db_connect_timeout,
+            "options": self.settings.session_options,
+        }
+
+    async def open(self) -> None:
+        """Apply the schema (retrying until the start-up timeout) and fill the pool."""
+        deadline = self.settings.startup_timeout
+        async for attempt in AsyncRetrying(
+            stop=stop_after_delay(deadline),
+            wait=wait_exponential(multiplier=0.1, max=2.0),
+            retry=retry_if_exception_type(psycopg.OperationalError),
+            reraise=True,
+        ):
+            with attempt:
+                conn = await AsyncConnection.connect(
+                    self.settings.conninfo, **self._connect_kwargs()
+                )
+                async with conn:
+                    await repository.apply_schema(conn)
+        await self.pool.open(wait=True, timeout=deadline)
+
+    async def close(self) -> None:
+        """Wait (bounded) for background cleanups, then close the pool."""
+        await self.drain_cleanups(timeout=self.settings.request_deadline + 11.0)
+        await self.pool.close(timeout=5.0)
+
+    @property
+    def pending_cleanups(self) -> int:
+        """Timed-out work still cleaning up in the background."""
+        return len(self._cleanups)
+
+    async def drain_cleanups(self, *, timeout: float) -> None:
+        """Wait until background cleanups are done, at most `timeout` seconds."""
+        if self._cleanups:
+            await asyncio.wait(set(self._cleanups), timeout=timeout)
+
+    async def run(
+        self,
+        work: Callable[[Conn, WorkState], Awaitable[T]],
+        *,
+        deadline: float | None = None,
+    ) -> T:
+        """Run `work` on a pooled connection, answering by `deadline` (monotonic seconds).
+
+        Raises the domain error of the failure contract: PoolExhausted, ConnectionLost,
+        TimedOut, or the domain errors `work` raises itself.
+        """
+        if deadline is None:
+            deadline = time.monotonic() + self.settings.request_deadline
+        state = WorkState()
+        task = asyncio.create_task(self._on_connection(work, state, deadline))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+        except asyncio.CancelledError:
+            self._abandon(task)
+            raise
+        if task in done:
+            return task.result()
+        self._abandon(task)
+        raise TimedOut(
+            detail=f"deadline of {self.settings.request_deadline:.2f} s passed "
+            f"(write attempted: {state.write_attempted})"
+        )
+
+    async def _on_connection(
+        self, work: Callable[[Conn, WorkState], Awaitable[T]], state: WorkState, deadline: float
+    ) -> T:
+        acquire = min(self.settings.db_pool_acquire_timeout, max(0.0, deadline - time.monotonic()))
+        try:
+            async with self.pool.connection(timeout=acquire) as conn:
+                return await work(conn, state)
+        except ServiceError:
+            raise
+        except (psycopg.Error, psycopg.errors.Error) as exc:
+            raise translate_db_error(exc, write_attempted=state.write_attempted) from exc
+
+    def _abandon(self, task: asyncio.Task[Any]) -> None:
+        task.cancel()
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanup_done)
+
+    def _cleanup_done(self, task: asyncio.Task[Any]) -> None:
+        self._cleanups.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("abandoned work ended with %r", task.exception())

@@ -1,0 +1,91 @@
+"""Prometheus metrics: requests by route and status, pool gauges and counters, and the
+process's asyncio tasks, threads and open file descriptors (the leak probes read these).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from app.db import Database
+
+__all__ = ["Metrics"]
+
+# psycopg_pool's counters, as exported names (zero counters may be absent from get_stats).
+_POOL_COUNTERS = {
+    "connections_lost": "db_pool_connections_lost",
+    "returns_bad": "db_pool_returns_bad",
+    "requests_errors": "db_pool_requests_errors",
+    "requests_num": "db_pool_requests",
+    "requests_queued": "db_pool_requests_queued",
+    "connections_num": "db_pool_connections",
+    "connections_errors": "db_pool_connections_errors",
+}
+
+
+def _open_fds() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:  # not Linux
+        return -1
+
+
+class _RuntimeCollector(Collector):
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._db.pool.get_stats()
+        for key, name in (
+            ("pool_size", "db_pool_size"),
+            ("pool_available", "db_pool_available"),
+            ("requests_waiting", "db_pool_requests_waiting"),
+        ):
+            yield GaugeMetricFamily(name, f"psycopg_pool {key}", value=stats.get(key, 0))
+        yield GaugeMetricFamily(
+            "db_pool_max_size", "configured maximum pool size", value=self._db.pool.max_size
+        )
+        for key, name in _POOL_COUNTERS.items():
+            yield CounterMetricFamily(name, f"psycopg_pool {key}", value=stats.get(key, 0))
+        yield GaugeMetricFamily(
+            "db_background_cleanups",
+            "timed-out database work still cleaning up",
+            value=self._db.pending_cleanups,
+        )
+        try:
+            tasks = len(asyncio.all_tasks())
+        except RuntimeError:  # scraped outside the loop
+            tasks = 0
+        yield GaugeMetricFamily("process_asyncio_tasks", "asyncio tasks alive", value=tasks)
+        yield GaugeMetricFamily("process_threads", "threads alive", value=threading.active_count())
+        yield GaugeMetricFamily("process_fds", "open file descriptors", value=_open_fds())
+
+
+class Metrics:
+    """The service's registry (one per app, so tests can build several apps)."""
+
+    def __init__(self, db: Database) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "http_requests",
+            "HTTP requests answered",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            ["route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10),
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "http_requests_in_flight", "HTTP requests being served", registry=self.registry
+        )
+        self.registry.register(_RuntimeCollector(db))

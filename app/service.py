@@ -1,0 +1,76 @@
+"""The service's operations: each one unit of work on one pooled connection."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg.errors
+
+from app import repository
+from app.db import Conn, Database, WorkState
+from app.errors import AlreadyClaimed, CouponExists, CouponNotFound, OutOfStock, ServiceError
+from app.repository import CouponRow
+
+__all__ = ["CouponService"]
+
+
+class CouponService:
+    """Create, read and claim coupons; never oversell, one claim per user and coupon."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, name: str, amount: int) -> None:
+        """Create a coupon with its stock; CouponExists when the name is taken."""
+
+        async def work(conn: Conn, state: WorkState) -> None:
+            state.write_attempted = True
+            try:
+                await repository.insert_coupon(conn, name, amount)
+            except psycopg.errors.UniqueViolation as exc:
+                raise CouponExists from exc
+
+        await self.db.run(work)
+
+    async def get(self, name: str) -> CouponRow:
+        """The coupon with its claimers in claim order; CouponNotFound when absent."""
+
+        async def work(conn: Conn, state: WorkState) -> CouponRow:
+            row = await repository.get_coupon(conn, name)
+            if row is None:
+                raise CouponNotFound
+            return row
+
+        return await self.db.run(work)
+
+    async def claim(self, user_id: str, coupon_name: str) -> None:
+        """Claim one unit for the user.
+
+        Stock is checked before the duplicate check: a sold-out coupon answers OutOfStock
+        even to a user who holds a claim on it.
+        """
+
+        async def work(conn: Conn, state: WorkState) -> None:
+            state.write_attempted = True
+            try:
+                if await repository.claim(conn, user_id, coupon_name):
+                    return
+            except psycopg.errors.UniqueViolation as exc:
+                raise AlreadyClaimed from exc
+            if await repository.coupon_exists(conn, coupon_name):
+                raise OutOfStock
+            raise CouponNotFound
+
+        await self.db.run(work)
+
+    async def healthy(self, timeout: float) -> bool:
+        """Whether one round trip succeeds within `timeout` seconds."""
+
+        async def work(conn: Conn, state: WorkState) -> None:
+            await repository.ping(conn)
+
+        try:
+            await self.db.run(work, deadline=time.monotonic() + timeout)
+        except ServiceError:
+            return False
+        return True

@@ -1,0 +1,86 @@
+"""Settings of the service, read from environment variables (pydantic-settings).
+
+Every setting is documented in the README with its default. Tests and the chaos
+toolkit set short values through these same variables, never by patching code.
+Times are float seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import quote
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["APPLICATION_NAME", "Settings"]
+
+APPLICATION_NAME = "coupon-service"
+"""The default `application_name` of the service's backends (how tools find them)."""
+
+
+class Settings(BaseSettings):
+    """The service's configuration; one frozen object resolved at start-up."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    database_url: str | None = Field(default=None, description="full libpq URL; wins over DB_*")
+    db_host: str = "127.0.0.1"
+    db_port: int = Field(default=5432, ge=1, le=65535)
+    db_user: str = "postgres"
+    db_password: str = ""
+    db_name: str = "coupons"
+    db_ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = (
+        "prefer"
+    )
+    db_application_name: str = APPLICATION_NAME
+
+    server_host: str = "127.0.0.1"
+    server_port: int = Field(default=3000, ge=0, le=65535)
+
+    db_pool_min_size: int = Field(default=4, ge=0)
+    db_pool_max_size: int = Field(default=4, ge=1)
+    db_pool_acquire_timeout: float = Field(default=1.0, gt=0)
+    db_pool_max_waiting: int = Field(default=256, ge=0)
+    db_connect_timeout: int = Field(default=2, ge=2)
+    db_statement_timeout: float = Field(default=2.0, gt=0)
+    request_deadline: float = Field(default=3.0, gt=0)
+    health_timeout: float = Field(default=1.0, gt=0)
+    retry_after: int = Field(default=1, ge=0)
+    startup_timeout: float = Field(default=30.0, gt=0)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> Settings:
+        if self.db_pool_min_size > self.db_pool_max_size:
+            raise ValueError(
+                f"DB_POOL_MIN_SIZE ({self.db_pool_min_size}) exceeds "
+                f"DB_POOL_MAX_SIZE ({self.db_pool_max_size})"
+            )
+        return self
+
+    @property
+    def conninfo(self) -> str:
+        """The libpq URL the pool connects with."""
+        if self.database_url:
+            return self.database_url
+        auth = quote(self.db_user, safe="")
+        if self.db_password:
+            auth += ":" + quote(self.db_password, safe="")
+        return (
+            f"postgresql://{auth}@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}"
+            f"?sslmode={self.db_ssl_mode}"
+        )
+
+    @property
+    def session_options(self) -> str:
+        """Per-session server settings sent at connect time (libpq `options`)."""
+        statement_ms = max(1, round(self.db_statement_timeout * 1000))
+        # A transaction left open by a vanished client must not hold locks for long.
+        idle_ms = max(1000, round(self.request_deadline * 2000))
+        return (
+            f"-c statement_timeout={statement_ms} "
+            f"-c idle_in_transaction_session_timeout={idle_ms} "
+            "-c client_connection_check_interval=1000"
+        )
