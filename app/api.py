@@ -67,14 +67,17 @@ class _Guard:
 
         metrics: Metrics | None = self.metrics_of()
         started = time.perf_counter()
-        if metrics is not None:
-            metrics.in_flight.inc()
+        # The scrape itself is not counted in flight, so a probe can read zero.
+        in_flight = metrics.in_flight if metrics and scope["path"] != "/metrics" else None
+        if in_flight is not None:
+            in_flight.inc()
         try:
             await self.app(scope, limited_receive, tracking_send)
         finally:
+            if in_flight is not None:
+                in_flight.dec()
             if metrics is not None:
                 route = getattr(scope.get("route"), "path", "unmatched")
-                metrics.in_flight.dec()
                 metrics.requests.labels(route, scope["method"], str(status)).inc()
                 metrics.latency.labels(route).observe(time.perf_counter() - started)
 

@@ -1,0 +1,5 @@
+"""`python -m chaos`: the toolkit's command line."""
+
+from chaos.cli import main
+
+raise SystemExit(main())

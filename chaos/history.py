@@ -1,0 +1,97 @@
+"""The history of client operations and its outcome classes (Jepsen's vocabulary).
+
+- ok:   200; the claim must exist.
+- fail: 400/404/409, and a 503 raised before any statement ran (`X-Write-Attempted:
+        false`); no new claim may exist.
+- info: 504, a 503 after statements ran, 500, and client-side errors; the claim may
+        or may not exist.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = ["History", "Operation", "Outcome", "classify"]
+
+
+class Outcome(StrEnum):
+    """What a client may conclude from an answer."""
+
+    OK = "ok"
+    FAIL = "fail"
+    INFO = "info"
+
+
+def classify(status: int | None, *, write_attempted: str | None = None) -> Outcome:
+    """The outcome class of an answer; `status` None is a client-side error."""
+    if status == 200 or status == 201:
+        return Outcome.OK
+    if status in (400, 404, 409, 413):
+        return Outcome.FAIL
+    if status == 503 and write_attempted == "false":
+        return Outcome.FAIL
+    return Outcome.INFO
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One client request: times are seconds on the run's monotonic clock."""
+
+    kind: str
+    user_id: str
+    coupon: str
+    start: float
+    end: float
+    status: int | None
+    error: str | None = None
+    retry_after: str | None = None
+    write_attempted: str | None = None
+
+    @property
+    def outcome(self) -> Outcome:
+        """The outcome class of this operation."""
+        return classify(self.status, write_attempted=self.write_attempted)
+
+    @property
+    def latency(self) -> float:
+        """Seconds from send to answer (or to the client-side error)."""
+        return self.end - self.start
+
+    @property
+    def label(self) -> str:
+        """Status code as text, or the client-side error's kind."""
+        return str(self.status) if self.status is not None else f"client:{self.error}"
+
+
+@dataclass
+class History:
+    """Every operation of a run, in completion order."""
+
+    operations: list[Operation] = field(default_factory=list)
+
+    def add(self, op: Operation) -> None:
+        """Record one operation."""
+        self.operations.append(op)
+
+    def extend(self, ops: Iterable[Operation]) -> None:
+        """Record several operations."""
+        self.operations.extend(ops)
+
+    def claims(self) -> list[Operation]:
+        """The claim operations."""
+        return [op for op in self.operations if op.kind == "claim"]
+
+    def statuses(self) -> Counter[str]:
+        """How many operations ended with each status label."""
+        return Counter(op.label for op in self.operations)
+
+    def by_outcome(self, outcome: Outcome) -> list[Operation]:
+        """Claim operations of one outcome class."""
+        return [op for op in self.claims() if op.outcome is outcome]
+
+    def between(self, start: float, end: float) -> list[Operation]:
+        """Operations that started within [start, end)."""
+        return [op for op in self.operations if start <= op.start < end]

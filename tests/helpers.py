@@ -1,0 +1,29 @@
+"""Small helpers shared by the suites: reading the database state and /metrics."""
+
+from __future__ import annotations
+
+import httpx
+
+from chaos.postgres import PostgresAdmin
+
+__all__ = ["claims_of", "metric", "remaining_of"]
+
+
+def remaining_of(db: PostgresAdmin, coupon: str) -> int | None:
+    """remaining_amount of a coupon, or None when it does not exist."""
+    value = db.scalar("SELECT remaining_amount FROM coupons WHERE name = %s", (coupon,))
+    return None if value is None else int(str(value))
+
+
+def claims_of(db: PostgresAdmin, coupon: str) -> list[str]:
+    """user_ids holding a claim on the coupon, in claim order."""
+    rows = db.query("SELECT user_id FROM claims WHERE coupon_name = %s ORDER BY id", (coupon,))
+    return [str(r[0]) for r in rows]
+
+
+def metric(client: httpx.Client, name: str) -> float:
+    """One unlabelled sample of the service's /metrics."""
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise KeyError(name)

@@ -1,0 +1,42 @@
+"""Settings from the environment (pure logic)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from app.settings import Settings
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("DATABASE_URL", "DB_HOST", "DB_PORT", "SERVER_PORT", "DB_PASSWORD"):
+        monkeypatch.delenv(var, raising=False)
+    s = Settings()
+    assert (s.server_host, s.server_port) == ("127.0.0.1", 3000)
+    assert s.conninfo == "postgresql://postgres@127.0.0.1:5432/coupons?sslmode=prefer"
+    assert s.db_pool_acquire_timeout < s.request_deadline
+
+
+def test_parts_are_quoted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("DB_USER", "a@b")
+    monkeypatch.setenv("DB_PASSWORD", "p:w/d")
+    monkeypatch.setenv("DB_SSL_MODE", "disable")
+    assert Settings().conninfo.startswith("postgresql://a%40b:p%3Aw%2Fd@")
+
+
+def test_database_url_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://x@h:1/d")
+    assert Settings().conninfo == "postgresql://x@h:1/d"
+
+
+def test_session_options_carry_the_statement_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_STATEMENT_TIMEOUT", "0.25")
+    assert "-c statement_timeout=250 " in Settings().session_options
+
+
+def test_min_above_max_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DB_POOL_MIN_SIZE", "5")
+    monkeypatch.setenv("DB_POOL_MAX_SIZE", "2")
+    with pytest.raises(ValidationError, match="exceeds"):
+        Settings()
