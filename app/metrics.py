@@ -48,9 +48,25 @@ class _RuntimeCollector(Collector):
             ("requests_waiting", "db_pool_requests_waiting"),
         ):
             yield GaugeMetricFamily(name, f"psycopg_pool {key}", value=stats.get(key, 0))
-        yield GaugeMetricFamily(
-            "db_pool_max_size", "configured maximum pool size", value=self._db.pool.max_size
+        limits = GaugeMetricFamily(
+            "service_limit",
+            "configured limits (seconds or counts); tools derive bounds",
+            labels=["name"],
         )
+        cfg = self._db.settings
+        for name, value in (
+            ("db_pool_min_size", cfg.db_pool_min_size),
+            ("db_pool_max_size", cfg.db_pool_max_size),
+            ("db_pool_max_waiting", cfg.db_pool_max_waiting),
+            ("db_pool_acquire_timeout", cfg.db_pool_acquire_timeout),
+            ("db_statement_timeout", cfg.db_statement_timeout),
+            ("db_connect_timeout", cfg.db_connect_timeout),
+            ("request_deadline", cfg.request_deadline),
+            ("health_timeout", cfg.health_timeout),
+            ("retry_after", cfg.retry_after),
+        ):
+            limits.add_metric([name], float(value))
+        yield limits
         for key, name in _POOL_COUNTERS.items():
             yield CounterMetricFamily(name, f"psycopg_pool {key}", value=stats.get(key, 0))
         yield GaugeMetricFamily(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 
 from chaos.postgres import PostgresCluster
 from chaos.service import ServiceProcess
+from chaos.stack import LocalStack
 
 __all__ = ["main"]
 
@@ -28,6 +30,22 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _up(args: argparse.Namespace) -> int:
+    stack = LocalStack()
+    try:
+        stack.start()
+        if args.json:
+            print(json.dumps(stack.endpoints.as_dict()), flush=True)
+        else:
+            for key, value in stack.endpoints.as_dict().items():
+                print(f"{key:22} {value}")
+            print("stack is up; Ctrl-C stops it", flush=True)
+        _wait_for_interrupt()
+    finally:
+        stack.stop()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests)."""
     parser = argparse.ArgumentParser(prog="chaos", description=__doc__)
@@ -35,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="the service over a throwaway PostgreSQL, until Ctrl-C")
     serve.add_argument("--port", type=int, default=3000)
     serve.set_defaults(func=_serve)
+    up = sub.add_parser("up", help="PostgreSQL, Toxiproxy and the service, until Ctrl-C")
+    up.add_argument("--json", action="store_true", help="print one JSON line once ready")
+    up.set_defaults(func=_up)
     return parser
 
 

@@ -1,0 +1,171 @@
+"""Reading the service from outside: its limits and its leak figures, from /metrics and
+pg_stat_activity."""
+
+from __future__ import annotations
+
+import time
+from contextlib import suppress
+from dataclasses import asdict, dataclass
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from chaos.errors import ChaosError, WaitTimeout
+from chaos.postgres import PostgresAdmin
+from chaos.waiting import wait_for
+
+__all__ = ["Leak", "Limits", "Snapshot", "read_metrics", "snapshot", "wait_for_baseline"]
+
+
+def read_metrics(client: httpx.Client) -> dict[str, float]:
+    """Every sample of /metrics; labelled samples keyed `name{k=v,...}`."""
+    try:
+        resp = client.get("/metrics")
+        resp.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise ChaosError(f"cannot read {client.base_url}metrics: {exc}") from exc
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(resp.text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The service's configured limits, read from its `service_limit` gauges."""
+
+    pool_max_size: int
+    pool_min_size: int
+    pool_max_waiting: int
+    acquire_timeout: float
+    statement_timeout: float
+    connect_timeout: float
+    request_deadline: float
+    health_timeout: float
+    retry_after: int
+
+    @classmethod
+    def from_metrics(cls, metrics: dict[str, float]) -> Limits:
+        """Parse the `service_limit{name=...}` samples."""
+
+        def get(name: str) -> float:
+            try:
+                return metrics[f"service_limit{{name={name}}}"]
+            except KeyError as exc:
+                raise ChaosError(f"service exports no limit {name!r}") from exc
+
+        return cls(
+            pool_max_size=int(get("db_pool_max_size")),
+            pool_min_size=int(get("db_pool_min_size")),
+            pool_max_waiting=int(get("db_pool_max_waiting")),
+            acquire_timeout=get("db_pool_acquire_timeout"),
+            statement_timeout=get("db_statement_timeout"),
+            connect_timeout=get("db_connect_timeout"),
+            request_deadline=get("request_deadline"),
+            health_timeout=get("health_timeout"),
+            retry_after=int(get("retry_after")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Leak figures at one moment."""
+
+    pool_size: int
+    pool_available: int
+    requests_waiting: int
+    in_flight: int
+    background_cleanups: int
+    asyncio_tasks: int
+    threads: int
+    fds: int
+    backends: int
+    idle_in_transaction: int
+    active_backends: int
+    connections_lost: int
+    returns_bad: int
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain dict, for reports."""
+        return asdict(self)
+
+
+def snapshot(client: httpx.Client, admin: PostgresAdmin) -> Snapshot:
+    """Read the service's /metrics and its backends in pg_stat_activity."""
+    m = read_metrics(client)
+    backends = admin.backends()
+    return Snapshot(
+        pool_size=int(m.get("db_pool_size", 0)),
+        pool_available=int(m.get("db_pool_available", 0)),
+        requests_waiting=int(m.get("db_pool_requests_waiting", 0)),
+        in_flight=int(m.get("http_requests_in_flight", 0)),
+        background_cleanups=int(m.get("db_background_cleanups", 0)),
+        asyncio_tasks=int(m.get("process_asyncio_tasks", 0)),
+        threads=int(m.get("process_threads", 0)),
+        fds=int(m.get("process_fds", 0)),
+        backends=len(backends),
+        idle_in_transaction=sum(1 for b in backends if b.state == "idle in transaction"),
+        active_backends=sum(1 for b in backends if b.state == "active"),
+        connections_lost=int(m.get("db_pool_connections_lost_total", 0)),
+        returns_bad=int(m.get("db_pool_returns_bad_total", 0)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Leak:
+    """A figure that did not come back to its baseline."""
+
+    name: str
+    baseline: int
+    now: int
+
+    def __str__(self) -> str:
+        return f"{self.name}: baseline {self.baseline}, now {self.now}"
+
+
+def _leaks(base: Snapshot, now: Snapshot) -> list[Leak]:
+    pairs = [
+        ("pool_size", base.pool_size, now.pool_size, now.pool_size != base.pool_size),
+        (
+            "pool_available",
+            base.pool_available,
+            now.pool_available,
+            now.pool_available < base.pool_available,
+        ),
+        ("requests_waiting", 0, now.requests_waiting, now.requests_waiting != 0),
+        ("in_flight", 0, now.in_flight, now.in_flight != 0),
+        ("background_cleanups", 0, now.background_cleanups, now.background_cleanups != 0),
+        (
+            "asyncio_tasks",
+            base.asyncio_tasks,
+            now.asyncio_tasks,
+            now.asyncio_tasks > base.asyncio_tasks,
+        ),
+        ("threads", base.threads, now.threads, now.threads > base.threads),
+        ("fds", base.fds, now.fds, now.fds > base.fds),
+        ("backends", base.backends, now.backends, now.backends > base.backends),
+        ("idle_in_transaction", 0, now.idle_in_transaction, now.idle_in_transaction != 0),
+        ("active_backends", 0, now.active_backends, now.active_backends != 0),
+    ]
+    return [Leak(name, b, n) for name, b, n, bad in pairs if bad]
+
+
+def wait_for_baseline(
+    client: httpx.Client, admin: PostgresAdmin, baseline: Snapshot, *, timeout: float
+) -> tuple[Snapshot, list[Leak], float]:
+    """Wait until every figure is back at its baseline; return the last snapshot, the leaks
+    left (empty when settled) and the seconds it took."""
+    started = time.monotonic()
+    last: list[Snapshot] = []
+
+    def settled() -> bool:
+        now = snapshot(client, admin)
+        last[:] = [now]
+        return not _leaks(baseline, now)
+
+    with suppress(WaitTimeout):
+        wait_for(settled, timeout=timeout, what="service back at its baseline", interval=0.05)
+    now = last[0] if last else snapshot(client, admin)
+    return now, _leaks(baseline, now), time.monotonic() - started

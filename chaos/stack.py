@@ -1,0 +1,315 @@
+"""The stack under test: PostgreSQL, Toxiproxy (a proxy named `postgres`) and the service.
+
+`LocalStack` starts the three as local processes, in that order, each waited for, and
+tears them down in reverse order, always. `ExternalStack` is the same interface over a
+stack somebody else runs (docker-compose.ci.yml, a cluster), given by URLs; its database
+process faults go through the Docker SDK to the compose project's postgres container.
+The service reaches PostgreSQL only through Toxiproxy; admin connections go direct.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from chaos.errors import ChaosError, ProcessError
+from chaos.postgres import PostgresCluster
+from chaos.processes import ManagedProcess
+from chaos.service import ServiceProcess
+from chaos.toxiproxy import ToxiproxyClient, wait_until_ready
+from chaos.waiting import free_port
+
+__all__ = [
+    "CHAOS_SERVICE_SETTINGS",
+    "PROXY_NAME",
+    "ExternalStack",
+    "LocalStack",
+    "Stack",
+    "StackEndpoints",
+    "find_toxiproxy_server",
+]
+
+log = logging.getLogger("chaos.stack")
+
+PROXY_NAME = "postgres"
+"""Name of the Toxiproxy proxy in front of PostgreSQL (docker-compose declares the same)."""
+
+CHAOS_SERVICE_SETTINGS: Mapping[str, str] = {
+    "DB_POOL_MIN_SIZE": "4",
+    "DB_POOL_MAX_SIZE": "4",
+    "DB_POOL_ACQUIRE_TIMEOUT": "0.5",
+    "DB_POOL_MAX_WAITING": "64",
+    "DB_STATEMENT_TIMEOUT": "1.5",
+    "DB_CONNECT_TIMEOUT": "2",
+    "REQUEST_DEADLINE": "2.0",
+    "HEALTH_TIMEOUT": "0.5",
+    "RETRY_AFTER": "1",
+}
+"""Short limits for fault runs; scenarios read them back from the service's /metrics."""
+
+
+def find_toxiproxy_server() -> Path:
+    """TOXIPROXY_SERVER, else `toxiproxy-server` on PATH, else the one `./dev` builds."""
+    explicit = os.environ.get("TOXIPROXY_SERVER")
+    if explicit:
+        return Path(explicit)
+    on_path = shutil.which("toxiproxy-server")
+    if on_path:
+        return Path(on_path)
+    built = Path(__file__).resolve().parent.parent / ".cache" / "bin" / "server"
+    if built.exists():
+        return built
+    raise ProcessError(
+        "no Toxiproxy server: run ./dev setup (builds it into .cache/bin) or set TOXIPROXY_SERVER"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StackEndpoints:
+    """Where the parts of a stack answer."""
+
+    service_url: str
+    toxiproxy_url: str
+    database_url: str
+    proxied_database_url: str
+
+    def as_dict(self) -> dict[str, str]:
+        """Plain dict (the `chaos up --json` line)."""
+        return {
+            "service_url": self.service_url,
+            "toxiproxy_url": self.toxiproxy_url,
+            "database_url": self.database_url,
+            "proxied_database_url": self.proxied_database_url,
+        }
+
+
+class Stack(ABC):
+    """What scenarios need from a stack, wherever it runs."""
+
+    endpoints: StackEndpoints
+    proxy_name: str = PROXY_NAME
+
+    @abstractmethod
+    def start(self) -> None:
+        """Bring the stack up (or check that it is up)."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Tear down what `start` started. Idempotent."""
+
+    @abstractmethod
+    def restart_database(self) -> None:
+        """Stop PostgreSQL like a crash and start it again (same address, same data)."""
+
+    @abstractmethod
+    def stop_database(self) -> None:
+        """Stop PostgreSQL, keeping its data."""
+
+    @abstractmethod
+    def start_database(self) -> None:
+        """Start PostgreSQL again after `stop_database`."""
+
+    @abstractmethod
+    def pause_database(self) -> None:
+        """Freeze PostgreSQL (its processes stop running; sockets stay open)."""
+
+    @abstractmethod
+    def resume_database(self) -> None:
+        """Thaw a frozen PostgreSQL."""
+
+    def toxiproxy(self) -> ToxiproxyClient:
+        """A new client for the stack's Toxiproxy."""
+        return ToxiproxyClient(self.endpoints.toxiproxy_url)
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _with_address(url: str, host: str, port: int) -> str:
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@{host}:{port}" if userinfo else f"{host}:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class LocalStack(Stack):
+    """PostgreSQL, Toxiproxy and the service as local processes on free loopback ports."""
+
+    def __init__(
+        self,
+        *,
+        service_settings: Mapping[str, str] = CHAOS_SERVICE_SETTINGS,
+        service_port: int | None = None,
+        toxiproxy_port: int | None = None,
+    ) -> None:
+        self.service_settings = dict(service_settings)
+        self._service_port = service_port
+        self._toxiproxy_port = toxiproxy_port
+        self.workdir: Path | None = None
+        self.cluster: PostgresCluster | None = None
+        self.toxiproxy_process: ManagedProcess | None = None
+        self.service: ServiceProcess | None = None
+
+    def start(self) -> None:
+        """PostgreSQL, then Toxiproxy and its proxy, then the service; undone on failure."""
+        self.workdir = Path(tempfile.mkdtemp(prefix="coupon-stack-"))
+        try:
+            self.cluster = PostgresCluster()
+            self.cluster.start()
+            api_port = self._toxiproxy_port or free_port()
+            self.toxiproxy_process = ManagedProcess(
+                [str(find_toxiproxy_server()), "-host", "127.0.0.1", "-port", str(api_port)],
+                name=f"toxiproxy-server on port {api_port}",
+                log_path=self.workdir / "toxiproxy.log",
+            )
+            self.toxiproxy_process.start()
+            toxiproxy_url = f"http://127.0.0.1:{api_port}"
+            wait_until_ready(toxiproxy_url, timeout=15.0)
+            proxy_port = free_port()
+            with ToxiproxyClient(toxiproxy_url) as client:
+                client.create_proxy(
+                    PROXY_NAME,
+                    listen=f"127.0.0.1:{proxy_port}",
+                    upstream=f"{self.cluster.host}:{self.cluster.port}",
+                )
+            proxied = _with_address(self.cluster.url, "127.0.0.1", proxy_port)
+            self.service = ServiceProcess(
+                database_url=proxied,
+                env=self.service_settings,
+                port=self._service_port,
+                log_dir=self.workdir,
+            )
+            self.service.start()
+            self.endpoints = StackEndpoints(
+                service_url=self.service.url,
+                toxiproxy_url=toxiproxy_url,
+                database_url=self.cluster.url,
+                proxied_database_url=proxied,
+            )
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Service, Toxiproxy, PostgreSQL, temp dir: each attempted even if one fails."""
+        errors: list[BaseException] = []
+        for part in (self.service, self.toxiproxy_process, self.cluster):
+            if part is None:
+                continue
+            try:
+                part.stop()
+            except Exception as exc:
+                errors.append(exc)
+        self.service = self.toxiproxy_process = None
+        self.cluster = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+        if errors:
+            raise ChaosError(f"{len(errors)} part(s) failed to stop: {errors}") from errors[0]
+
+    def _cluster(self) -> PostgresCluster:
+        if self.cluster is None:
+            raise ChaosError("stack not started")
+        return self.cluster
+
+    def restart_database(self) -> None:
+        self._cluster().restart(mode="immediate")
+
+    def stop_database(self) -> None:
+        self._cluster().stop_server(mode="immediate")
+
+    def start_database(self) -> None:
+        self._cluster().start_server()
+
+    def pause_database(self) -> None:
+        self._cluster().pause()
+
+    def resume_database(self) -> None:
+        self._cluster().resume()
+
+    def pids(self) -> dict[str, int | None]:
+        """Pids of the stack's processes (for leak checks of the stack itself)."""
+        return {
+            "postgres": self.cluster.postmaster_pid() if self.cluster else None,
+            "toxiproxy": self.toxiproxy_process.pid if self.toxiproxy_process else None,
+            "service": self.service.pid if self.service else None,
+        }
+
+
+class ExternalStack(Stack):
+    """A stack run by somebody else, given by URLs.
+
+    Database process faults use the Docker SDK on the compose project's `postgres`
+    service container; without a compose project they raise ChaosError.
+    """
+
+    def __init__(
+        self,
+        endpoints: StackEndpoints,
+        *,
+        compose_project: str | None = None,
+        compose_service: str = "postgres",
+    ) -> None:
+        self.endpoints = endpoints
+        self.compose_project = compose_project
+        self.compose_service = compose_service
+
+    def start(self) -> None:
+        wait_until_ready(self.endpoints.toxiproxy_url, timeout=30.0)
+        with self.toxiproxy() as client:
+            client.get_proxy(PROXY_NAME)
+
+    def stop(self) -> None:
+        """Nothing to tear down: the stack's owner stops it."""
+
+    def _container(self) -> Any:
+        if not self.compose_project:
+            raise ChaosError(
+                "database process faults need a compose project (--chaos-compose-project)"
+            )
+        import docker  # the Docker SDK, only needed on this path
+
+        client = docker.from_env()
+        found = client.containers.list(
+            all=True,
+            filters={
+                "label": [
+                    f"com.docker.compose.project={self.compose_project}",
+                    f"com.docker.compose.service={self.compose_service}",
+                ]
+            },
+        )
+        if len(found) != 1:
+            raise ChaosError(
+                f"expected 1 container of service {self.compose_service!r} in compose project "
+                f"{self.compose_project!r}, found {len(found)}"
+            )
+        return found[0]
+
+    def restart_database(self) -> None:
+        self._container().restart(timeout=0)
+
+    def stop_database(self) -> None:
+        self._container().kill()
+
+    def start_database(self) -> None:
+        self._container().start()
+
+    def pause_database(self) -> None:
+        self._container().pause()
+
+    def resume_database(self) -> None:
+        self._container().unpause()
