@@ -82,7 +82,8 @@ class _Guard:
                 metrics.latency.labels(route).observe(time.perf_counter() - started)
 
 
-def _service(request: Request) -> CouponService:
+async def _service(request: Request) -> CouponService:
+    # async on purpose: FastAPI runs a sync dependency in a worker thread.
     svc: CouponService = request.app.state.service
     return svc
 

@@ -55,11 +55,14 @@ class Database:
             max_waiting=settings.db_pool_max_waiting,
             timeout=settings.db_pool_acquire_timeout,
             kwargs=self._connect_kwargs(),
-            check=AsyncConnectionPool.check_connection,
+            # No check= here: _checked_connection() checks, and retries a dead connection
+            # at once where the pool's own loop would back off for about a second.
             name="coupon-pool",
             open=False,
         )
         self._cleanups: set[asyncio.Task[Any]] = set()
+        #: Connections found dead by the check before use (and replaced).
+        self.checks_failed = 0
 
     def _connect_kwargs(self) -> dict[str, Any]:
         return {
@@ -132,14 +135,41 @@ class Database:
     async def _on_connection(
         self, work: Callable[[Conn, WorkState], Awaitable[T]], state: WorkState, deadline: float
     ) -> T:
-        acquire = min(self.settings.db_pool_acquire_timeout, max(0.0, deadline - time.monotonic()))
+        acquire_by = min(time.monotonic() + self.settings.db_pool_acquire_timeout, deadline)
         try:
-            async with self.pool.connection(timeout=acquire) as conn:
-                return await work(conn, state)
+            conn = await self._checked_connection(acquire_by)
+            try:
+                async with conn:  # commit on success, roll back on error
+                    return await work(conn, state)
+            finally:
+                await self.pool.putconn(conn)  # a broken connection is discarded, replaced
         except ServiceError:
             raise
         except (psycopg.Error, psycopg.errors.Error) as exc:
             raise translate_db_error(exc, write_attempted=state.write_attempted) from exc
+
+    async def _checked_connection(self, acquire_by: float) -> Conn:
+        """A pooled connection that just answered one round trip.
+
+        psycopg_pool's `check=` does the same, but after a second dead connection in a row
+        it backs off for about a second, longer than the acquire timeout: terminating the
+        idle backends would then turn into 503s. Here a dead connection goes back to the
+        pool (which discards and replaces it) and the next one is tried at once, until
+        the acquire deadline.
+        """
+        while True:
+            timeout = max(0.0, acquire_by - time.monotonic())
+            conn = await self.pool.getconn(timeout=timeout)
+            try:
+                await conn.execute("")
+            except psycopg.Error:
+                self.checks_failed += 1
+                await self.pool.putconn(conn)
+                continue
+            except BaseException:
+                await self.pool.putconn(conn)
+                raise
+            return conn
 
     def _abandon(self, task: asyncio.Task[Any]) -> None:
         task.cancel()

@@ -69,6 +69,11 @@ class _RuntimeCollector(Collector):
         yield limits
         for key, name in _POOL_COUNTERS.items():
             yield CounterMetricFamily(name, f"psycopg_pool {key}", value=stats.get(key, 0))
+        yield CounterMetricFamily(
+            "db_pool_checks_failed",
+            "connections found dead by the check before use",
+            value=self._db.checks_failed,
+        )
         yield GaugeMetricFamily(
             "db_background_cleanups",
             "timed-out database work still cleaning up",

@@ -124,7 +124,9 @@ class PostgresCluster:
             f"-F -p {self.port} -c listen_addresses={self.host} "
             f"-c unix_socket_directories={self.tmpdir} "
             f"-c max_connections={self.max_connections} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            # fsync off is safe while the OS stays up; synchronous_commit stays on so an
+            # acknowledged commit survives an immediate (crash-like) restart.
+            "-c fsync=off -c full_page_writes=off"
         )
         self._pg_ctl(
             "start",
