@@ -1,19 +1,46 @@
-"""Command line of the toolkit: `serve`, `up`, `list`, `run`."""
+"""Command line of the toolkit.
+
+chaos run [--scenario NAME ...] [--repeat N] [--stack local|compose] [--report-dir DIR]
+chaos list
+chaos up [--json]
+chaos serve [--port N]
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
+import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
-from chaos.postgres import PostgresCluster
+import httpx
+
+from chaos.catalogue import CATALOGUE, by_name
+from chaos.engine import ScenarioResult, run_scenario
+from chaos.errors import ChaosError
+from chaos.postgres import PostgresAdmin, PostgresCluster
+from chaos.probes import Limits, read_metrics
+from chaos.report import summary_table, write_reports
+from chaos.scenario import Scenario
 from chaos.service import ServiceProcess
-from chaos.stack import LocalStack
+from chaos.stack import ExternalStack, LocalStack, Stack, StackEndpoints
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
+
+COMPOSE_ENDPOINTS = StackEndpoints(
+    service_url="http://127.0.0.1:3000",
+    toxiproxy_url="http://127.0.0.1:8474",
+    database_url="postgresql://postgres:postgres@127.0.0.1:5432/coupons?sslmode=disable",
+    proxied_database_url="postgresql://postgres:postgres@127.0.0.1:5433/coupons?sslmode=disable",
+)
+"""Where docker-compose.ci.yml publishes its parts."""
 
 
 def _wait_for_interrupt() -> None:
@@ -46,22 +73,174 @@ def _up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list(args: argparse.Namespace) -> int:
+    for s in CATALOGUE:
+        print(f"{s.name}\n    fault: {s.fault.kind}; expected: {s.expected_text()}")
+        print(f"    {s.description}")
+    return 0
+
+
+@contextmanager
+def _compose(file: Path, project: str) -> Iterator[None]:
+    base = ["docker", "compose", "-f", str(file), "-p", project]
+    try:
+        subprocess.run([*base, "up", "-d", "--build", "--wait"], check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise ChaosError(f"docker compose up failed: {exc}") from exc
+    try:
+        yield
+    finally:
+        subprocess.run([*base, "down", "-v", "--remove-orphans"], check=False)
+
+
+@contextmanager
+def _stack_for(args: argparse.Namespace) -> Iterator[Stack]:
+    if args.service_url:
+        ext = ExternalStack(
+            StackEndpoints(
+                service_url=args.service_url,
+                toxiproxy_url=args.toxiproxy_url or COMPOSE_ENDPOINTS.toxiproxy_url,
+                database_url=args.database_url or COMPOSE_ENDPOINTS.database_url,
+                proxied_database_url=args.proxied_database_url or "",
+            ),
+            compose_project=args.compose_project,
+        )
+        ext.start()
+        yield ext
+    elif args.stack == "compose":
+        with _compose(Path(args.compose_file), args.compose_project):
+            ext = ExternalStack(COMPOSE_ENDPOINTS, compose_project=args.compose_project)
+            ext.start()
+            yield ext
+    else:
+        local = LocalStack()
+        try:
+            say("starting PostgreSQL, Toxiproxy and the service")
+            local.start()
+            yield local
+        finally:
+            local.stop()
+
+
+def say(message: str) -> None:
+    """One line of live progress."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _prefixed(prefix: str) -> Callable[[str], None]:
+    def progress(message: str) -> None:
+        say(f"{prefix}: {message}")
+
+    return progress
+
+
+def _selected(names: Sequence[str] | None) -> list[Scenario]:
+    if not names:
+        return list(CATALOGUE)
+    try:
+        return [by_name(n) for n in names]
+    except KeyError as exc:
+        raise ChaosError(str(exc.args[0])) from exc
+
+
+def _run(args: argparse.Namespace) -> int:
+    scenarios = _selected(args.scenario)
+    results: list[ScenarioResult] = []
+    started = time.monotonic()
+    with (
+        _stack_for(args) as stack,
+        stack.toxiproxy() as toxiproxy,
+        PostgresAdmin(stack.endpoints.database_url) as admin,
+        httpx.Client(base_url=stack.endpoints.service_url, timeout=30.0) as service,
+    ):
+        limits = Limits.from_metrics(read_metrics(service))
+        total = len(scenarios) * args.repeat
+        for i in range(args.repeat):
+            for j, scenario in enumerate(scenarios):
+                n = i * len(scenarios) + j + 1
+                prefix = f"[{n}/{total}] {scenario.name}"
+                say(f"{prefix}: {scenario.fault.kind}")
+                try:
+                    result = run_scenario(
+                        stack,
+                        scenario,
+                        toxiproxy=toxiproxy,
+                        admin=admin,
+                        service=service,
+                        limits=limits,
+                        progress=_prefixed(prefix),
+                    )
+                finally:
+                    toxiproxy.reset()
+                results.append(result)
+                verdict = "PASS" if result.passed else "FAIL"
+                ttr = result.time_to_recover
+                say(
+                    f"{prefix}: {verdict} ({dict(result.statuses_during())}, recovered in "
+                    f"{'-' if ttr is None else f'{ttr:.3f} s'})"
+                )
+                for check in result.failed_checks():
+                    say(f"{prefix}:   FAIL {check.name}: {check.detail}")
+    print()
+    print(summary_table(results))
+    paths = write_reports(results, Path(args.report_dir))
+    failed = sum(not r.passed for r in results)
+    print(
+        f"\n{len(results) - failed} passed, {failed} failed in "
+        f"{time.monotonic() - started:.1f} s; reports: " + ", ".join(str(p) for p in paths.values())
+    )
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for tests)."""
-    parser = argparse.ArgumentParser(prog="chaos", description=__doc__)
+    """The argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="chaos",
+        description="Resilience runs of the coupon service against PostgreSQL behind Toxiproxy.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="the service over a throwaway PostgreSQL, until Ctrl-C")
-    serve.add_argument("--port", type=int, default=3000)
-    serve.set_defaults(func=_serve)
+
+    run = sub.add_parser("run", help="run the catalogue (or named scenarios) and write reports")
+    run.add_argument("--scenario", action="append", help="a scenario name (repeatable)")
+    run.add_argument("--repeat", type=int, default=1, help="run the selection N times")
+    run.add_argument("--stack", choices=("local", "compose"), default="local")
+    run.add_argument("--compose-file", default="docker-compose.ci.yml")
+    run.add_argument(
+        "--compose-project", default=os.environ.get("CHAOS_COMPOSE_PROJECT", "coupon-chaos")
+    )
+    run.add_argument(
+        "--service-url",
+        default=os.environ.get("CHAOS_SERVICE_URL"),
+        help="target a running stack instead (with the URLs below)",
+    )
+    run.add_argument("--toxiproxy-url", default=os.environ.get("CHAOS_TOXIPROXY_URL"))
+    run.add_argument("--database-url", default=os.environ.get("CHAOS_DATABASE_URL"))
+    run.add_argument("--proxied-database-url", default=os.environ.get("CHAOS_PROXIED_DATABASE_URL"))
+    run.add_argument("--report-dir", default=os.environ.get("CHAOS_REPORT_DIR", "reports"))
+    run.set_defaults(func=_run)
+
+    lst = sub.add_parser("list", help="the scenario catalogue")
+    lst.set_defaults(func=_list)
+
     up = sub.add_parser("up", help="PostgreSQL, Toxiproxy and the service, until Ctrl-C")
     up.add_argument("--json", action="store_true", help="print one JSON line once ready")
     up.set_defaults(func=_up)
+
+    serve = sub.add_parser("serve", help="the service over a throwaway PostgreSQL, until Ctrl-C")
+    serve.add_argument("--port", type=int, default=3000)
+    serve.set_defaults(func=_serve)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `chaos` and `python -m chaos`."""
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
-    sys.stdout.flush()
+    if getattr(args, "repeat", 1) < 1:
+        print("chaos: --repeat must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        code: int = args.func(args)
+    except ChaosError as exc:
+        print(f"chaos: {exc}", file=sys.stderr)
+        return 2
     return code

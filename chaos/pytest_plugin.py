@@ -8,7 +8,8 @@
 - Fixtures: `chaos_config`, `chaos_stack` (session: a LocalStack, or an ExternalStack
   when --chaos-service-url is given), `toxiproxy` (reset after every test), `pg_admin`
   (direct admin connection), `service_client` (httpx client for the service),
-  `service_limits` (the limits the running service reports).
+  `service_limits` (the limits the running service reports), `chaos_report` (results
+  written as reports to --chaos-report-dir).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 
+from chaos.engine import ScenarioResult
 from chaos.errors import ChaosError
 from chaos.postgres import PostgresAdmin
 from chaos.probes import Limits, read_metrics
@@ -46,6 +49,7 @@ class ChaosConfig:
     database_url: str | None
     proxied_database_url: str | None
     compose_project: str | None
+    report_dir: str | None
 
     @property
     def external(self) -> bool:
@@ -63,6 +67,7 @@ class ChaosConfig:
             database_url=opt("chaos_database_url"),
             proxied_database_url=opt("chaos_proxied_database_url"),
             compose_project=opt("chaos_compose_project"),
+            report_dir=opt("chaos_report_dir"),
         )
 
     def build_stack(self) -> Stack:
@@ -98,6 +103,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ("database-url", "CHAOS_DATABASE_URL", "direct (unproxied) database URL, for admin"),
         ("proxied-database-url", "CHAOS_PROXIED_DATABASE_URL", "database URL via Toxiproxy"),
         ("compose-project", "CHAOS_COMPOSE_PROJECT", "compose project, for database faults"),
+        ("report-dir", "CHAOS_REPORT_DIR", "write journal.json, junit.xml, report.html here"),
     ):
         group.addoption(
             f"--chaos-{name}",
@@ -141,6 +147,19 @@ def chaos_stack(chaos_config: ChaosConfig) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def chaos_report(chaos_config: ChaosConfig) -> Iterator[list[ScenarioResult]]:
+    """Scenario results of the session; written to --chaos-report-dir at the end."""
+    results: list[ScenarioResult] = []
+    try:
+        yield results
+    finally:
+        if chaos_config.report_dir and results:
+            from chaos.report import write_reports
+
+            write_reports(results, Path(chaos_config.report_dir))
 
 
 @pytest.fixture

@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
+
 from chaos.errors import ChaosError, ProcessError
 from chaos.postgres import PostgresCluster
 from chaos.processes import ManagedProcess
 from chaos.service import ServiceProcess
 from chaos.toxiproxy import ToxiproxyClient, wait_until_ready
-from chaos.waiting import free_port
+from chaos.waiting import free_port, wait_for
 
 __all__ = [
     "CHAOS_SERVICE_SETTINGS",
@@ -299,14 +301,23 @@ class ExternalStack(Stack):
             )
         return found[0]
 
+    def _wait_for_database(self) -> None:
+        def accepts() -> bool:
+            with psycopg.connect(self.endpoints.database_url, connect_timeout=2):
+                return True
+
+        wait_for(accepts, timeout=60.0, what="compose postgres accepting connections")
+
     def restart_database(self) -> None:
         self._container().restart(timeout=0)
+        self._wait_for_database()
 
     def stop_database(self) -> None:
         self._container().kill()
 
     def start_database(self) -> None:
         self._container().start()
+        self._wait_for_database()
 
     def pause_database(self) -> None:
         self._container().pause()

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from chaos.catalogue import CATALOGUE
-from chaos.engine import REQUIRED_CHECKS, run_scenario
+from chaos.engine import REQUIRED_CHECKS, ScenarioResult, run_scenario
 from chaos.postgres import PostgresAdmin
 from chaos.probes import Limits
 from chaos.scenario import Scenario
@@ -29,6 +29,7 @@ def test_scenario(
     pg_admin: PostgresAdmin,
     service_client: httpx.Client,
     service_limits: Limits,
+    chaos_report: list[ScenarioResult],
 ) -> None:
     result = run_scenario(
         chaos_stack,
@@ -38,6 +39,7 @@ def test_scenario(
         service=service_client,
         limits=service_limits,
     )
+    chaos_report.append(result)
     names = {c.name for c in result.checks}
     assert set(REQUIRED_CHECKS) <= names, f"missing checks {set(REQUIRED_CHECKS) - names}"
     assert result.passed, result.summary()
