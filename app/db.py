@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection
@@ -32,6 +32,21 @@ log = logging.getLogger("app.db")
 
 T = TypeVar("T")
 Conn = AsyncConnection[TupleRow]
+
+
+class _Connection(AsyncConnection[TupleRow]):
+    """psycopg's connection, minus a socket leak on failed connects."""
+
+    @classmethod
+    async def connect(cls, *args: Any, **kwargs: Any) -> Self:
+        # A failed connect (e.g. connect_timeout through a blackhole) raises an exception
+        # whose traceback keeps the half-open PGconn alive in a reference cycle: its
+        # socket stays open until the garbage collector runs. Dropping the traceback
+        # frees it at once.
+        try:
+            return await super().connect(*args, **kwargs)
+        except psycopg.OperationalError as exc:
+            raise exc.with_traceback(None) from None
 
 
 class WorkState:
@@ -55,10 +70,13 @@ class Database:
             max_waiting=settings.db_pool_max_waiting,
             timeout=settings.db_pool_acquire_timeout,
             kwargs=self._connect_kwargs(),
+            connection_class=_Connection,
             # No check= here: _checked_connection() checks, and retries a dead connection
             # at once where the pool's own loop would back off for about a second.
             name="coupon-pool",
             open=False,
+            reconnect_timeout=settings.db_reconnect_timeout,
+            reconnect_failed=self._reconnect_again,
         )
         self._cleanups: set[asyncio.Task[Any]] = set()
         #: Connections found dead by the check before use (and replaced).
@@ -71,6 +89,19 @@ class Database:
             "connect_timeout": self.settings.db_connect_timeout,
             "options": self.settings.session_options,
         }
+
+    async def _reconnect_again(self, pool: AsyncConnectionPool[Conn]) -> None:
+        """Start a fresh reconnection at once when one has failed for `reconnect_timeout`.
+
+        psycopg_pool retries a lost connection with exponential backoff (1, 2, 4, 8 s...),
+        so after a long outage the first retry may come seconds after the database is
+        back. Bounding each chain by `reconnect_timeout` and restarting it here (check()
+        lets the pool grow again, first attempt immediate) keeps recovery within about
+        `reconnect_timeout` of the database's return, however long the outage was.
+        """
+        if not pool.closed:
+            log.warning("reconnection failed for %.1f s; trying again", pool.reconnect_timeout)
+            await pool.check()
 
     async def open(self) -> None:
         """Apply the schema (retrying until the start-up timeout) and fill the pool."""

@@ -61,6 +61,7 @@ class _RuntimeCollector(Collector):
             ("db_pool_acquire_timeout", cfg.db_pool_acquire_timeout),
             ("db_statement_timeout", cfg.db_statement_timeout),
             ("db_connect_timeout", cfg.db_connect_timeout),
+            ("db_reconnect_timeout", cfg.db_reconnect_timeout),
             ("request_deadline", cfg.request_deadline),
             ("health_timeout", cfg.health_timeout),
             ("retry_after", cfg.retry_after),

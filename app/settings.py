@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     db_pool_acquire_timeout: float = Field(default=1.0, gt=0)
     db_pool_max_waiting: int = Field(default=256, ge=0)
     db_connect_timeout: int = Field(default=2, ge=2)
+    db_reconnect_timeout: float = Field(default=1.0, gt=0)
     db_statement_timeout: float = Field(default=2.0, gt=0)
     request_deadline: float = Field(default=3.0, gt=0)
     health_timeout: float = Field(default=1.0, gt=0)

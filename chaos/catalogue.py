@@ -108,6 +108,25 @@ CATALOGUE: tuple[Scenario, ...] = (
         expect=Expect(during={503}, must_see={503}, latency={503: ACQUIRE}, health=503),
     ),
     Scenario(
+        name="proxy-down-long",
+        description="The proxy disabled for 12 s, long enough for the pool's reconnect backoff "
+        "to reach 8 s: claims must still succeed within the recovery bound once it is back.",
+        fault=ProxyDown(),
+        duration=12.0,
+        expect=Expect(during={503}, must_see={503}, latency={503: ACQUIRE}, health=503),
+    ),
+    Scenario(
+        name="blackhole-long",
+        description="A 15 s blackhole: abandoned work finishes its cleanup and connects time "
+        "out inside the fault; afterwards nothing leaks (no half-open socket, no extra "
+        "backend) and claims recover within the bound.",
+        fault=NetworkToxic(Timeout(timeout_ms=0)),
+        duration=15.0,
+        expect=Expect(
+            during={503, 504}, must_see={503}, latency={503: ACQUIRE, 504: DEADLINE}, health=503
+        ),
+    ),
+    Scenario(
         name="limit-data",
         description="Connections cut after 2 KB sent to the database, mid-stream: 503 for the "
         "claims on a cut connection, no partial commit; the pool reconnects.",
