@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from app.settings import Settings
 from chaos.processes import ManagedProcess
 from chaos.waiting import free_port, wait_for
 
@@ -50,8 +51,10 @@ class ServiceProcess:
 
     def environment(self) -> dict[str, str]:
         """The environment the service starts with (settings are environment variables)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DB_", "SERVER_"))}
-        env.pop("DATABASE_URL", None)
+        # The caller's shell must not change the settings silently: every variable the
+        # service reads comes from here, or it takes its default.
+        own = {name.upper() for name in Settings.model_fields}
+        env = {k: v for k, v in os.environ.items() if k.upper() not in own}
         env.update(
             {
                 "DATABASE_URL": self.database_url,
