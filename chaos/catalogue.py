@@ -85,8 +85,8 @@ CATALOGUE: tuple[Scenario, ...] = (
     ),
     Scenario(
         name="reset-peer",
-        description="Every connection reset: 503 fast (connection lost, then no connection "
-        "within the acquire timeout); recovery once the toxic is gone.",
+        description="Every connection reset: 503 within the acquire timeout (the connection "
+        "is lost, no new one connects); recovery once the toxic is gone.",
         fault=NetworkToxic(ResetPeer(timeout_ms=0)),
         expect=Expect(during={503}, must_see={503}, latency={503: ACQUIRE}, health=503),
     ),
@@ -102,8 +102,8 @@ CATALOGUE: tuple[Scenario, ...] = (
     ),
     Scenario(
         name="proxy-down",
-        description="The proxy disabled: connections closed, connects refused. 503 fast, "
-        "/health 503; claims succeed again once it is enabled.",
+        description="The proxy disabled: connections closed, connects refused: 503 within "
+        "the acquire timeout, /health 503; claims succeed again once it is enabled.",
         fault=ProxyDown(),
         expect=Expect(during={503}, must_see={503}, latency={503: ACQUIRE}, health=503),
     ),
