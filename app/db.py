@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Self, TypeVar
@@ -49,6 +50,16 @@ class _Connection(AsyncConnection[TupleRow]):
             raise exc.with_traceback(None) from None
 
 
+def _has_unread_input(conn: Conn) -> bool:
+    """Whether an idle connection's socket has data or EOF waiting (or is unusable)."""
+    try:
+        fd = conn.pgconn.socket
+        readable, _, _ = select.select([fd], [], [], 0)
+    except (psycopg.Error, OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 class WorkState:
     """What a unit of work has done so far; decides whether a 503 may have written."""
 
@@ -71,15 +82,14 @@ class Database:
             timeout=settings.db_pool_acquire_timeout,
             kwargs=self._connect_kwargs(),
             connection_class=_Connection,
-            # No check= here: _checked_connection() checks, and retries a dead connection
-            # at once where the pool's own loop would back off for about a second.
+            # No check= here: _checked_connection() checks a connection before use.
             name="coupon-pool",
             open=False,
             reconnect_timeout=settings.db_reconnect_timeout,
             reconnect_failed=self._reconnect_again,
         )
         self._cleanups: set[asyncio.Task[Any]] = set()
-        #: Connections found dead by the check before use (and replaced).
+        #: Connections found dead before use (and replaced).
         self.checks_failed = 0
 
     def _connect_kwargs(self) -> dict[str, Any]:
@@ -180,17 +190,24 @@ class Database:
             raise translate_db_error(exc, write_attempted=state.write_attempted) from exc
 
     async def _checked_connection(self, acquire_by: float) -> Conn:
-        """A pooled connection that just answered one round trip.
+        """A pooled connection that is not known to be dead.
 
-        psycopg_pool's `check=` does the same, but after a second dead connection in a row
-        it backs off for about a second, longer than the acquire timeout: terminating the
-        idle backends would then turn into 503s. Here a dead connection goes back to the
-        pool (which discards and replaces it) and the next one is tried at once, until
-        the acquire deadline.
+        An idle connection whose server end was closed (pg_terminate_backend, a restart,
+        a proxy that dropped it) has the server's FATAL message or its FIN waiting in the
+        socket: a zero-timeout poll sees that without a round trip. Only such a
+        connection gets the full check (one round trip); if that fails it goes back to
+        the pool, which discards and replaces it, and the next one is tried at once.
+        psycopg_pool's own `check=` would spend a round trip on every request and, after
+        a second dead connection in a row, back off for about a second: longer than the
+        acquire timeout, so terminating the idle backends became 503s. A connection
+        killed between the poll and the statement fails the request, as it would after
+        a round-trip check.
         """
         while True:
             timeout = max(0.0, acquire_by - time.monotonic())
             conn = await self.pool.getconn(timeout=timeout)
+            if not _has_unread_input(conn):
+                return conn
             try:
                 await conn.execute("")
             except psycopg.Error:

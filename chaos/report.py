@@ -161,6 +161,7 @@ def timeline_png(r: ScenarioResult, *, bucket: float = 0.1) -> bytes:
             ax.axvline(
                 r.recovered_at, color="#1565c0", linestyle="--", linewidth=1, label="recovered"
             )
+        ax.set_ylim(0, max(bottom, default=0) * 1.3 + 1)  # room for the legend
         ax.set_xlabel("seconds since start")
         ax.set_ylabel(f"answers per {bucket:g} s")
         lat = ax.twinx()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 
 from chaos.postgres import PostgresAdmin
+from chaos.probes import read_metrics
 
 __all__ = ["claims_of", "metric", "remaining_of"]
 
@@ -23,7 +24,4 @@ def claims_of(db: PostgresAdmin, coupon: str) -> list[str]:
 
 def metric(client: httpx.Client, name: str) -> float:
     """One unlabelled sample of the service's /metrics."""
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise KeyError(name)
+    return read_metrics(client)[name]

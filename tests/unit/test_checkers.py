@@ -1,0 +1,190 @@
+"""History classes, checkers, scenario declarations and reports (pure logic)."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from chaos.catalogue import CATALOGUE, by_name
+from chaos.checkers import CouponState, check_history, check_timed_out_absent
+from chaos.engine import ScenarioResult
+from chaos.errors import ScenarioError
+from chaos.faults import ProxyDown
+from chaos.history import Operation, Outcome, classify
+from chaos.probes import Limits
+from chaos.report import summary_table, write_reports
+from chaos.scenario import ACQUIRE, DEADLINE, SLACK, Expect, Scenario
+
+LIMITS = Limits(
+    pool_max_size=4,
+    pool_min_size=4,
+    pool_max_waiting=64,
+    acquire_timeout=0.5,
+    statement_timeout=1.5,
+    connect_timeout=2.0,
+    request_deadline=2.0,
+    health_timeout=0.5,
+    retry_after=1,
+)
+
+
+def op(
+    user: str,
+    status: int | None,
+    *,
+    start: float = 0.0,
+    end: float = 0.01,
+    coupon: str = "C",
+    written: str | None = None,
+) -> Operation:
+    return Operation(
+        "claim",
+        user,
+        coupon,
+        start,
+        end,
+        status,
+        error=None if status else "timeout",
+        write_attempted=written,
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "written", "outcome"),
+    [
+        (200, None, Outcome.OK),
+        (400, None, Outcome.FAIL),
+        (404, None, Outcome.FAIL),
+        (409, None, Outcome.FAIL),
+        (503, "false", Outcome.FAIL),
+        (503, "true", Outcome.INFO),
+        (504, None, Outcome.INFO),
+        (500, None, Outcome.INFO),
+        (None, None, Outcome.INFO),
+    ],
+)
+def test_outcome_classes(status: int | None, written: str | None, outcome: Outcome) -> None:
+    assert classify(status, write_attempted=written) is outcome
+
+
+def state(
+    claims: list[tuple[str, str]], amount: int = 10, remaining: int | None = None
+) -> CouponState:
+    left = amount - len(claims) if remaining is None else remaining
+    return CouponState(amounts={"C": amount}, remaining={"C": left}, claims=claims)
+
+
+def failed(results: list) -> set[str]:  # type: ignore[type-arg]
+    return {r.name for r in results if not r.passed}
+
+
+def test_a_clean_history_passes() -> None:
+    ops = [op("a", 200), op("b", 503, written="true"), op("c", 409)]
+    assert failed(check_history(ops, state([("a", "C"), ("b", "C")]), max_latency=2.5)) == set()
+
+
+def test_a_lost_acknowledged_claim_is_caught() -> None:
+    assert "acknowledged-claims-present" in failed(
+        check_history([op("a", 200)], state([]), max_latency=2.5)
+    )
+
+
+def test_a_claim_nobody_attempted_is_caught() -> None:
+    assert "no-unattempted-claims" in failed(
+        check_history([], state([("ghost", "C")]), max_latency=2.5)
+    )
+
+
+def test_a_claim_behind_a_fail_answer_is_caught() -> None:
+    ops = [op("a", 503, written="false")]
+    assert "failed-claims-absent" in failed(
+        check_history(ops, state([("a", "C")]), max_latency=2.5)
+    )
+
+
+def test_overselling_and_conservation() -> None:
+    ops = [op(u, 200) for u in "abc"]
+    got = failed(
+        check_history(ops, state([(u, "C") for u in "abc"], amount=2, remaining=0), max_latency=2.5)
+    )
+    assert {"claims-within-amount", "conservation"} <= got
+
+
+def test_duplicates_are_caught() -> None:
+    ops = [op("a", 200), op("a", 409)]
+    assert "one-claim-per-user" in failed(
+        check_history(ops, state([("a", "C"), ("a", "C")]), max_latency=2.5)
+    )
+
+
+def test_hangs_and_missing_answers_are_caught() -> None:
+    assert "no-hang" in failed(check_history([op("a", 504, end=3.0)], state([]), max_latency=2.5))
+    assert "no-hang" in failed(check_history([op("a", None)], state([]), max_latency=2.5))
+
+
+def test_timed_out_claims_absent() -> None:
+    assert not check_timed_out_absent([op("a", 504)], state([("a", "C")])).passed
+    assert check_timed_out_absent([op("a", 504)], state([])).passed
+
+
+def test_bounds_come_from_limits() -> None:
+    assert ACQUIRE.seconds(LIMITS) == pytest.approx(0.5 + SLACK)
+    assert DEADLINE.seconds(LIMITS) == pytest.approx(2.0 + SLACK)
+
+
+def test_must_see_within_allowed() -> None:
+    with pytest.raises(ScenarioError):
+        Expect(during={503}, must_see={504})
+
+
+def test_catalogue_names_are_unique_and_findable() -> None:
+    names = [s.name for s in CATALOGUE]
+    assert len(names) == len(set(names))
+    assert by_name("blackhole").name == "blackhole"
+    with pytest.raises(KeyError):
+        by_name("nope")
+
+
+def synthetic_result() -> ScenarioResult:
+    scenario = Scenario(
+        name="synthetic",
+        description="a made-up run",
+        fault=ProxyDown(),
+        expect=Expect(during={503}, must_see={503}, latency={503: ACQUIRE}),
+    )
+    r = ScenarioResult(scenario=scenario, run_id="r1", started_at="now", limits=LIMITS)
+    r.inject_began, r.fault_start, r.fault_end, r.lifted = 1.0, 1.0, 3.0, 3.0
+    r.operations = [
+        op("a", 200, start=0.5, end=0.51),
+        op("b", 503, start=1.5, end=2.0),
+        op("c", 200, start=3.1, end=3.12),
+    ]
+    r.recovered_at = 3.12
+    r.checks = check_history(r.operations, state([("a", "C"), ("c", "C")]), max_latency=2.5)
+    return r
+
+
+def test_result_figures() -> None:
+    r = synthetic_result()
+    assert r.statuses_during() == {"503": 1}
+    assert r.time_to_recover == pytest.approx(0.12)
+    assert r.time_to_fail(99) == pytest.approx(0.5)
+    assert r.passed
+
+
+def test_reports_are_written(tmp_path: Path) -> None:
+    r = synthetic_result()
+    paths = write_reports([r], tmp_path)
+    journal = json.loads(paths["journal"].read_text())
+    assert journal[0]["scenario"] == "synthetic"
+    assert journal[0]["timings"]["time_to_recover"] == pytest.approx(0.12)
+    assert len(journal[0]["history"]) == 3
+    suite = ET.parse(paths["junit"]).getroot()  # noqa: S314 - our own file
+    assert suite.get("tests") == "1"
+    assert suite.get("failures") == "0"
+    page = paths["html"].read_text()
+    assert "data:image/png;base64," in page
+    assert "synthetic" in summary_table([r])
