@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,11 +28,16 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("app.api")
 
+#: A client's X-Request-Id is echoed only when it is this tame.
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
+
 
 class _Guard:
     """Pure ASGI middleware: request id, body size limit, request metrics."""
 
-    def __init__(self, app: ASGIApp, *, max_body: int, metrics_of: Any) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body: int, metrics_of: Callable[[], Metrics | None]
+    ) -> None:
         self.app = app
         self.max_body = max_body
         self.metrics_of = metrics_of
@@ -41,7 +47,8 @@ class _Guard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        given = headers.get(b"x-request-id", b"")
+        request_id = given.decode() if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         declared = headers.get(b"content-length")
         too_large = declared is not None and declared.isdigit() and int(declared) > self.max_body
@@ -98,13 +105,13 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service; the pool opens in the lifespan and closes with it."""
     settings = settings or Settings()
-    state: dict[str, Any] = {}
+    # The middleware is built before the lifespan runs; it finds the metrics here.
+    state: dict[str, Metrics] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings)
         await db.open()
-        state["db"] = db
         app.state.service = CouponService(db)
         state["metrics"] = Metrics(db)
         try:
@@ -188,7 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        m: Metrics = state["metrics"]
+        m = state["metrics"]
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 import httpx
 import psutil
 
+from chaos.processes import process_tree
+
 __all__ = [
     "HUGE_STOCK",
     "RESULTS_DIR",
@@ -191,17 +193,6 @@ class CpuMeter:
         if self.wall <= 0:
             return {}
         return {name: 100.0 * secs / self.wall for name, secs in self.result.items()}
-
-
-def process_tree(pid: int | None) -> list[psutil.Process]:
-    """A process and its descendants (empty when it is gone)."""
-    if pid is None:
-        return []
-    try:
-        main = psutil.Process(pid)
-        return [main, *main.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
 
 
 @dataclass

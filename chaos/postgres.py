@@ -21,7 +21,7 @@ import psycopg
 from psycopg import sql
 
 from chaos.errors import ChaosError, ProcessError
-from chaos.processes import as_unprivileged, run_checked
+from chaos.processes import as_unprivileged, process_tree, run_checked
 from chaos.waiting import free_port, wait_for
 
 __all__ = [
@@ -150,14 +150,7 @@ class PostgresCluster:
         return pid if psutil.pid_exists(pid) else None
 
     def _server_processes(self) -> list[psutil.Process]:
-        pid = self.postmaster_pid()
-        if pid is None:
-            return []
-        try:
-            main = psutil.Process(pid)
-            return [main, *main.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return []
+        return process_tree(self.postmaster_pid())
 
     def stop_server(self, *, mode: str = "fast") -> None:
         """Stop the server process, keeping the data (for a restart)."""

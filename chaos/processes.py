@@ -8,9 +8,11 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import psutil
+
 from chaos.errors import ProcessError
 
-__all__ = ["ManagedProcess", "as_unprivileged", "run_checked"]
+__all__ = ["ManagedProcess", "as_unprivileged", "process_tree", "run_checked"]
 
 log = logging.getLogger("chaos.processes")
 
@@ -20,6 +22,17 @@ def as_unprivileged(argv: Sequence[str], user: str = "postgres") -> list[str]:
     if os.geteuid() == 0:
         return ["runuser", "-u", user, "--", *argv]
     return list(argv)
+
+
+def process_tree(pid: int | None) -> list[psutil.Process]:
+    """A process and its descendants (empty when it is gone)."""
+    if pid is None:
+        return []
+    try:
+        main = psutil.Process(pid)
+        return [main, *main.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def run_checked(argv: Sequence[str], *, timeout: float, what: str) -> str:

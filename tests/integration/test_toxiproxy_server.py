@@ -8,7 +8,6 @@ One server per module on a free loopback port; every test starts from an empty s
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import socketserver
 import subprocess
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from chaos.errors import ProcessError
+from chaos.stack import find_toxiproxy_server
 from chaos.toxiproxy import (
     BadRequest,
     Bandwidth,
@@ -38,22 +39,18 @@ from chaos.toxiproxy import (
     ToxiproxyUnavailable,
     wait_until_ready,
 )
+from chaos.waiting import free_port
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CACHE_BINARY = REPO_ROOT / ".cache" / "bin" / "server"
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 IO_TIMEOUT_S = 5.0
 
 
 def _find_server_binary() -> Path:
-    override = os.environ.get("TOXIPROXY_SERVER")
-    if override:
-        return Path(override)
-    on_path = shutil.which("toxiproxy-server")
-    if on_path:
-        return Path(on_path)
-    return CACHE_BINARY
+    try:
+        return find_toxiproxy_server()
+    except ProcessError:
+        return Path(".cache/bin/server")
 
 
 SERVER_BINARY = _find_server_binary()
@@ -65,13 +62,6 @@ pytestmark = pytest.mark.skipif(
         "(set TOXIPROXY_SERVER, put toxiproxy-server on PATH, or build .cache/bin/server)"
     ),
 )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -92,7 +82,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with log_path.open("wb") as log:
         # The free port may be grabbed between probing and binding: retry a few times.
         for attempt in range(1, 4):
-            port = _free_port()
+            port = free_port()
             url = f"http://127.0.0.1:{port}"
             proc = subprocess.Popen(
                 [str(SERVER_BINARY), "-host", "127.0.0.1", "-port", str(port)],
@@ -186,14 +176,14 @@ def test_wait_until_ready_against_live_server(server_url: str, client: Toxiproxy
 
 
 def test_wait_until_ready_times_out_on_closed_port() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(ToxiproxyUnavailable, match=r"not ready after 0\.\d\ds"):
         wait_until_ready(url, timeout=0.2, interval=0.02)
 
 
 def test_unreachable_server_is_unavailable() -> None:
     with (
-        ToxiproxyClient(f"http://127.0.0.1:{_free_port()}", timeout=1.0) as c,
+        ToxiproxyClient(f"http://127.0.0.1:{free_port()}", timeout=1.0) as c,
         pytest.raises(ToxiproxyUnavailable, match="ConnectError"),
     ):
         c.proxies()
