@@ -186,7 +186,7 @@ class Database:
                 await self.pool.putconn(conn)  # a broken connection is discarded, replaced
         except ServiceError:
             raise
-        except (psycopg.Error, psycopg.errors.Error) as exc:
+        except psycopg.Error as exc:
             raise translate_db_error(exc, write_attempted=state.write_attempted) from exc
 
     async def _checked_connection(self, acquire_by: float) -> Conn:

@@ -35,9 +35,7 @@ import httpx
 
 from bench.common import RESULTS_DIR, env_note, median, percentile, write_json
 from chaos.catalogue import CATALOGUE, by_name
-from chaos.engine import ScenarioResult, run_scenario
-from chaos.errors import ChaosError
-from chaos.postgres import PostgresAdmin
+from chaos.engine import ScenarioResult, run_selection
 from chaos.probes import Limits, read_metrics
 from chaos.scenario import Scenario
 from chaos.stack import LocalStack
@@ -190,50 +188,32 @@ def main(argv: list[str] | None = None) -> int:
     try:
         say("starting PostgreSQL, Toxiproxy and the service")
         stack.start()
-        with (
-            stack.toxiproxy() as toxiproxy,
-            PostgresAdmin(stack.endpoints.database_url) as admin,
-            httpx.Client(base_url=stack.endpoints.service_url, timeout=30.0) as service,
+        with httpx.Client(base_url=stack.endpoints.service_url, timeout=10.0) as client:
+            limits = Limits.from_metrics(read_metrics(client))
+        for run in run_selection(
+            stack, scenarios, repeat=args.repeat, keep_going=True, progress=say
         ):
-            limits = Limits.from_metrics(read_metrics(service))
-            total = len(scenarios) * args.repeat
-            n = 0
-            for i in range(args.repeat):
-                for scenario in scenarios:
-                    n += 1
-                    prefix = f"[{n}/{total}] {scenario.name}"
-                    say(prefix)
-                    try:
-                        result = run_scenario(
-                            stack,
-                            scenario,
-                            toxiproxy=toxiproxy,
-                            admin=admin,
-                            service=service,
-                            limits=limits,
-                        )
-                    except ChaosError as exc:
-                        say(f"{prefix}: ERROR {exc}")
-                        runs[scenario.name].append(
-                            {"scenario": scenario.name, "repeat": i, "error": str(exc)}
-                        )
-                        continue
-                    finally:
-                        toxiproxy.reset()
-                    record = run_record(result, i)
-                    runs[scenario.name].append(record)
-                    ttr = record["time_to_recover_ms"]
-                    say(
-                        f"{prefix}: {'PASS' if result.passed else 'FAIL'} "
-                        f"{record['statuses_during']}, fail p50/p99 "
-                        f"{_f(record['time_to_fail_p50_ms'])}/"
-                        f"{_f(record['time_to_fail_p99_ms'])} ms, recovered in {_f(ttr)} ms"
-                        + (
-                            f"; failed checks: {', '.join(record['failed_checks'])}"
-                            if record["failed_checks"]
-                            else ""
-                        )
-                    )
+            if run.result is None:
+                say(f"{run.label}: ERROR {run.error}")
+                runs[run.scenario.name].append(
+                    {"scenario": run.scenario.name, "repeat": run.repeat, "error": str(run.error)}
+                )
+                continue
+            result = run.result
+            record = run_record(result, run.repeat)
+            runs[run.scenario.name].append(record)
+            ttr = record["time_to_recover_ms"]
+            say(
+                f"{run.label}: {'PASS' if result.passed else 'FAIL'} "
+                f"{record['statuses_during']}, fail p50/p99 "
+                f"{_f(record['time_to_fail_p50_ms'])}/"
+                f"{_f(record['time_to_fail_p99_ms'])} ms, recovered in {_f(ttr)} ms"
+                + (
+                    f"; failed checks: {', '.join(record['failed_checks'])}"
+                    if record["failed_checks"]
+                    else ""
+                )
+            )
     finally:
         stack.stop()
 

@@ -16,17 +16,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
 from chaos.catalogue import CATALOGUE, by_name
-from chaos.engine import ScenarioResult, run_scenario
+from chaos.engine import ScenarioResult, run_selection
 from chaos.errors import ChaosError
-from chaos.postgres import PostgresAdmin, PostgresCluster
-from chaos.probes import Limits, read_metrics
+from chaos.postgres import PostgresCluster
 from chaos.report import summary_table, write_reports
 from chaos.scenario import Scenario
 from chaos.service import ServiceProcess
@@ -127,13 +124,6 @@ def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def _prefixed(prefix: str) -> Callable[[str], None]:
-    def progress(message: str) -> None:
-        say(f"{prefix}: {message}")
-
-    return progress
-
-
 def _selected(names: Sequence[str] | None) -> list[Scenario]:
     if not names:
         return list(CATALOGUE)
@@ -147,40 +137,19 @@ def _run(args: argparse.Namespace) -> int:
     scenarios = _selected(args.scenario)
     results: list[ScenarioResult] = []
     started = time.monotonic()
-    with (
-        _stack_for(args) as stack,
-        stack.toxiproxy() as toxiproxy,
-        PostgresAdmin(stack.endpoints.database_url) as admin,
-        httpx.Client(base_url=stack.endpoints.service_url, timeout=30.0) as service,
-    ):
-        limits = Limits.from_metrics(read_metrics(service))
-        total = len(scenarios) * args.repeat
-        for i in range(args.repeat):
-            for j, scenario in enumerate(scenarios):
-                n = i * len(scenarios) + j + 1
-                prefix = f"[{n}/{total}] {scenario.name}"
-                say(f"{prefix}: {scenario.fault.kind}")
-                try:
-                    result = run_scenario(
-                        stack,
-                        scenario,
-                        toxiproxy=toxiproxy,
-                        admin=admin,
-                        service=service,
-                        limits=limits,
-                        progress=_prefixed(prefix),
-                    )
-                finally:
-                    toxiproxy.reset()
-                results.append(result)
-                verdict = "PASS" if result.passed else "FAIL"
-                ttr = result.time_to_recover
-                say(
-                    f"{prefix}: {verdict} ({dict(result.statuses_during())}, recovered in "
-                    f"{'-' if ttr is None else f'{ttr:.3f} s'})"
-                )
-                for check in result.failed_checks():
-                    say(f"{prefix}:   FAIL {check.name}: {check.detail}")
+    with _stack_for(args) as stack:
+        for run in run_selection(stack, scenarios, repeat=args.repeat, progress=say):
+            result = run.result
+            assert result is not None  # without keep_going, errors are raised
+            results.append(result)
+            verdict = "PASS" if result.passed else "FAIL"
+            ttr = result.time_to_recover
+            say(
+                f"{run.label}: {verdict} ({dict(result.statuses_during())}, recovered in "
+                f"{'-' if ttr is None else f'{ttr:.3f} s'})"
+            )
+            for check in result.failed_checks():
+                say(f"{run.label}:   FAIL {check.name}: {check.detail}")
     print()
     print(summary_table(results))
     paths = write_reports(results, Path(args.report_dir))

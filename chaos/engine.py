@@ -14,25 +14,25 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import httpx
 
 from chaos.checkers import CheckResult, check_history, check_timed_out_absent, read_state
-from chaos.errors import ScenarioError, WaitTimeout
+from chaos.errors import ChaosError, ScenarioError, WaitTimeout
 from chaos.faults import FaultContext
 from chaos.history import Operation
 from chaos.postgres import PostgresAdmin
-from chaos.probes import Limits, Snapshot, snapshot, wait_for_baseline
+from chaos.probes import Limits, Snapshot, read_metrics, snapshot, wait_for_baseline
 from chaos.scenario import DEADLINE, HEALTH, SETTLE_BOUND, Scenario
 from chaos.stack import Stack
 from chaos.toxiproxy import ToxiproxyClient
 from chaos.waiting import wait_for
 from chaos.workload import LiveWorkload
 
-__all__ = ["REQUIRED_CHECKS", "ScenarioResult", "run_scenario"]
+__all__ = ["REQUIRED_CHECKS", "ScenarioResult", "ScenarioRun", "run_scenario", "run_selection"]
 
 #: Checks every result must carry: statuses, database state, leaks and recovery.
 REQUIRED_CHECKS = (
@@ -259,6 +259,70 @@ def run_scenario(
     ]
     result.wall_seconds = time.monotonic() - zero
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioRun:
+    """One scenario run of a selection: its result, or the error that stopped it."""
+
+    index: int
+    total: int
+    repeat: int
+    scenario: Scenario
+    result: ScenarioResult | None
+    error: ChaosError | None = None
+
+    @property
+    def label(self) -> str:
+        """`[n/total] name`, for progress lines."""
+        return f"[{self.index}/{self.total}] {self.scenario.name}"
+
+
+def run_selection(
+    stack: Stack,
+    scenarios: Sequence[Scenario],
+    *,
+    repeat: int = 1,
+    keep_going: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Iterator[ScenarioRun]:
+    """Run every scenario `repeat` times on one started stack, resetting Toxiproxy after
+    each; `chaos run` and bench.failure_timing share this loop. A ChaosError ends the
+    selection, or with `keep_going` is yielded as that run's error."""
+    say = progress or (lambda _msg: None)
+    total = len(scenarios) * repeat
+    with (
+        stack.toxiproxy() as toxiproxy,
+        PostgresAdmin(stack.endpoints.database_url) as admin,
+        httpx.Client(base_url=stack.endpoints.service_url, timeout=30.0) as service,
+    ):
+        limits = Limits.from_metrics(read_metrics(service))
+        for i in range(repeat):
+            for j, scenario in enumerate(scenarios):
+                run = ScenarioRun(i * len(scenarios) + j + 1, total, i, scenario, None)
+                say(f"{run.label}: {scenario.fault.kind}")
+
+                def step(message: str, label: str = run.label) -> None:
+                    say(f"{label}: {message}")
+
+                try:
+                    result = run_scenario(
+                        stack,
+                        scenario,
+                        toxiproxy=toxiproxy,
+                        admin=admin,
+                        service=service,
+                        limits=limits,
+                        progress=step,
+                    )
+                except ChaosError as exc:
+                    if not keep_going:
+                        raise
+                    yield replace(run, error=exc)
+                    continue
+                finally:
+                    toxiproxy.reset()
+                yield replace(run, result=result)
 
 
 def _idle_baseline(service: httpx.Client, admin: PostgresAdmin, limits: Limits) -> Snapshot:
