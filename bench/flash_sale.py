@@ -146,6 +146,7 @@ class Run:
     def service(self, database_url: str) -> Iterator[ServiceProcess]:
         svc = ServiceProcess(database_url=database_url, env=self.settings)
         svc.start()
+        self.say(f"service on port {svc.port} (pid {svc.pid})")
         try:
             yield svc
         finally:
@@ -493,6 +494,12 @@ def part_overload(
             me = psutil.Process()
             try:
                 conns.open(pool, timeout=60.0)
+                wait_for(
+                    lambda: _accepted(svc) >= pool,
+                    timeout=60.0,
+                    what=f"the service to accept {pool} connections",
+                    interval=0.2,
+                )
                 load = _load()
                 run.say(
                     f"overload: {rate:.0f} arrivals/s ({args.overload_factor:g}x capacity "
@@ -541,6 +548,8 @@ def part_overload(
         "unavailable": len(refused),
         "unavailable_latency": latency_summary(refused),
         "unavailable_over_acquire_timeout": sum(1 for a in refused if a.latency > acquire_timeout),
+        # Refused on arrival (well before the acquire timeout) rather than after waiting.
+        "unavailable_at_once": sum(1 for a in refused if a.latency < acquire_timeout / 2),
         "acquire_timeout_ms": acquire_timeout * 1000,
         "request_deadline_ms": deadline * 1000,
         "db_claims": state.claims,
@@ -569,7 +578,8 @@ def print_overload(r: Mapping[str, Any]) -> None:
     print(
         f"  503: {r['unavailable']}, latency p50 {_fmt(u['p50_ms'])} ms, p99 "
         f"{_fmt(u['p99_ms'])} ms, max {_fmt(u['max_ms'])} ms; acquire timeout "
-        f"{r['acquire_timeout_ms']:.0f} ms ({r['unavailable_over_acquire_timeout']} above it)"
+        f"{r['acquire_timeout_ms']:.0f} ms ({r['unavailable_over_acquire_timeout']} above it, "
+        f"{r['unavailable_at_once']} under half of it)"
     )
     print(
         f"  database: {r['db_claims']} claims for {r['statuses'].get('200', 0)} answered 200 "
@@ -661,6 +671,8 @@ def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # Interruptible even when started in the background (which ignores SIGINT).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     run = Run(_settings(args.setting))
     pool_size = run.service_settings.db_pool_max_size
     biggest = max(args.bursts) if "burst" in args.parts else 0
@@ -679,12 +691,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run.say(f"starting PostgreSQL (load {_load()})")
         cluster.start()
+        run.say(f"PostgreSQL on port {cluster.port}, in {cluster.tmpdir}")
         admin_sql(cluster, schema_sql())
         if "burst" in args.parts:
             results["burst"] = part_burst(run, cluster, args)
             print_burst(results["burst"])
         if "throughput" in args.parts or "overload" in args.parts:
             with toxiproxy_in_front(cluster) as tp:
+                run.say(f"Toxiproxy at {tp.api_url} (pid {tp.pid})")
                 if "throughput" in args.parts:
                     results["throughput"] = part_throughput(run, cluster, tp, args)
                     print_throughput(results["throughput"], pool_size)

@@ -108,10 +108,11 @@ class Toxiproxy:
 def toxiproxy_in_front(cluster: PostgresCluster) -> Iterator[Toxiproxy]:
     """A Toxiproxy server with a proxy (no toxic) to the cluster, like
     chaos.stack.LocalStack builds it; stopped and its directory removed on exit."""
+    binary = find_toxiproxy_server()
     workdir = Path(tempfile.mkdtemp(prefix="coupon-bench-toxiproxy-"))
     api_port = free_port()
     server = ManagedProcess(
-        [str(find_toxiproxy_server()), "-host", "127.0.0.1", "-port", str(api_port)],
+        [str(binary), "-host", "127.0.0.1", "-port", str(api_port)],
         name=f"toxiproxy-server on port {api_port}",
         log_path=workdir / "toxiproxy.log",
     )
