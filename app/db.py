@@ -21,10 +21,17 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from app import repository
-from app.errors import ServiceError, TimedOut, translate_db_error
+from app.admission import Admission
+from app.errors import PoolExhausted, ServiceError, TimedOut, translate_db_error
 from app.settings import Settings
 
 __all__ = ["Database", "WorkState"]
@@ -51,13 +58,25 @@ class _Connection(AsyncConnection[TupleRow]):
 
 
 def _has_unread_input(conn: Conn) -> bool:
-    """Whether an idle connection's socket has data or EOF waiting (or is unusable)."""
+    """Whether an idle connection's socket has data or EOF waiting (or is unusable).
+
+    poll(), not select(): select() refuses descriptors >= 1024, which a process serving
+    many clients soon has, and every check would then cost a round trip.
+    """
     try:
-        fd = conn.pgconn.socket
-        readable, _, _ = select.select([fd], [], [], 0)
+        poller = select.poll()
+        poller.register(conn.pgconn.socket, select.POLLIN)
+        return bool(poller.poll(0))
     except (psycopg.Error, OSError, ValueError):
         return True
-    return bool(readable)
+
+
+def _one_line(exc: BaseException | None) -> str:
+    """An exception as one short log-safe line (libpq messages span several lines)."""
+    if exc is None:
+        return "-"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]
 
 
 class WorkState:
@@ -78,7 +97,8 @@ class Database:
             settings.conninfo,
             min_size=settings.db_pool_min_size,
             max_size=settings.db_pool_max_size,
-            max_waiting=settings.db_pool_max_waiting,
+            # Admission is ours (by time, see app/admission.py); the pool queues everyone.
+            max_waiting=0,
             timeout=settings.db_pool_acquire_timeout,
             kwargs=self._connect_kwargs(),
             connection_class=_Connection,
@@ -91,6 +111,12 @@ class Database:
         self._cleanups: set[asyncio.Task[Any]] = set()
         #: Connections found dead before use (and replaced).
         self.checks_failed = 0
+        self.admission = Admission(
+            pool_size=settings.db_pool_max_size,
+            acquire_timeout=settings.db_pool_acquire_timeout,
+            max_waiting=settings.db_pool_max_waiting,
+            max_unit_seconds=settings.request_deadline,
+        )
 
     def _connect_kwargs(self) -> dict[str, Any]:
         return {
@@ -116,10 +142,26 @@ class Database:
     async def open(self) -> None:
         """Apply the schema (retrying until the start-up timeout) and fill the pool."""
         deadline = self.settings.startup_timeout
+        started = time.monotonic()
+
+        def log_retry(state: RetryCallState) -> None:
+            left = deadline - (time.monotonic() - started)
+            wait = state.next_action.sleep if state.next_action else 0.0
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "database not ready (attempt %d: %s); retrying in %.1f s, %.1f s of %.1f s left",
+                state.attempt_number,
+                _one_line(exc),
+                wait,
+                max(0.0, left),
+                deadline,
+            )
+
         async for attempt in AsyncRetrying(
             stop=stop_after_delay(deadline),
             wait=wait_exponential(multiplier=0.1, max=2.0),
             retry=retry_if_exception_type(psycopg.OperationalError),
+            before_sleep=log_retry,
             reraise=True,
         ):
             with attempt:
@@ -158,6 +200,14 @@ class Database:
         """
         if deadline is None:
             deadline = time.monotonic() + self.settings.request_deadline
+        refusal = self.admission.refuse()
+        if refusal is not None:
+            raise PoolExhausted(
+                detail="refused at once: "
+                + refusal.describe(
+                    self.settings.db_pool_acquire_timeout, self.settings.db_pool_max_waiting
+                )
+            )
         state = WorkState()
         task = asyncio.create_task(self._on_connection(work, state, deadline))
         try:
@@ -178,12 +228,18 @@ class Database:
     ) -> T:
         acquire_by = min(time.monotonic() + self.settings.db_pool_acquire_timeout, deadline)
         try:
-            conn = await self._checked_connection(acquire_by)
+            self.admission.waiting += 1
+            try:
+                conn = await self._checked_connection(acquire_by)
+            finally:
+                self.admission.waiting -= 1
+            acquired = time.monotonic()
             try:
                 async with conn:  # commit on success, roll back on error
                     return await work(conn, state)
             finally:
                 await self.pool.putconn(conn)  # a broken connection is discarded, replaced
+                self.admission.record_unit(time.monotonic() - acquired)
         except ServiceError:
             raise
         except psycopg.Error as exc:
