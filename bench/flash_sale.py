@@ -52,6 +52,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import httpx
 import psutil
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
@@ -394,25 +395,52 @@ def run_burst(
     }
 
 
+def warm_up(svc: ServiceProcess, claims: int) -> None:
+    """`claims` claims one after another on a coupon of their own: the traffic a service
+    has seen before a sale opens (its admission has measured the time per claim)."""
+    if claims <= 0:
+        return
+    coupon = f"bench-warm-{time.monotonic_ns()}"
+    create_coupon(svc.url, coupon, HUGE_STOCK)
+    with httpx.Client(base_url=svc.url, timeout=10.0) as client:
+        for i in range(claims):
+            resp = client.post(
+                "/api/coupons/claim", json={"user_id": f"w{i}", "coupon_name": coupon}
+            )
+            if resp.status_code != 200:
+                raise RuntimeError(f"warm-up claim answered {resp.status_code}: {resp.text}")
+
+
 def part_burst(run: Run, cluster: PostgresCluster, args: argparse.Namespace) -> dict[str, Any]:
+    """Each burst on a service of its own (what it does depends on what it has measured
+    before): started fresh, then `warm-up` sequential claims, then the burst."""
     rows = []
     answer_timeout = run.service_settings.request_deadline + 30.0
-    with run.service(cluster.url) as svc:
+    for warmup in args.burst_warmups:
         for users in args.bursts:
             settle(cluster)
-            run.say(f"burst: {users} users on stock {BURST_STOCK} (load {_load()})")
-            rows.append(run_burst(run, svc, cluster, users, answer_timeout))
+            with run.service(cluster.url) as svc:
+                warm_up(svc, warmup)
+                run.say(
+                    f"burst: {users} users on stock {BURST_STOCK}, after {warmup} warm-up "
+                    f"claims (load {_load()})"
+                )
+                row = run_burst(run, svc, cluster, users, answer_timeout)
+            rows.append({"warmup_claims": warmup, **row})
     return {"stock": BURST_STOCK, "rows": rows}
 
 
 def print_burst(res: Mapping[str, Any]) -> None:
     print()
     head = (
-        f"{'users':>6} {'load':>5} {'200':>4} {'400 oos':>7} {'503':>6} {'other':>6} "
+        f"{'warm':>4} {'users':>6} {'load':>5} {'200':>4} {'400 oos':>7} {'503':>6} {'other':>6} "
         f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'1st ms':>7} {'drain ms':>8} "
         f"{'release':>7}  database"
     )
-    print(f"Bursts: N users at once on one coupon with stock {res['stock']}")
+    print(
+        f"Bursts: N users at once on one coupon with stock {res['stock']}, each on a fresh "
+        "service after `warm` sequential claims"
+    )
     print(head)
     print("-" * len(head))
     for r in res["rows"]:
@@ -421,7 +449,8 @@ def print_burst(res: Mapping[str, Any]) -> None:
         db += "" if r["sold_out"] else " NOT SOLD OUT"
         db += "" if r["db_consistent"] else " INCONSISTENT"
         print(
-            f"{r['users']:>6} {r['load_1m_before']:>5.2f} {r['ok']:>4} {r['out_of_stock']:>7} "
+            f"{r['warmup_claims']:>4} {r['users']:>6} {r['load_1m_before']:>5.2f} {r['ok']:>4} "
+            f"{r['out_of_stock']:>7} "
             f"{r['unavailable']:>6} {other:>6} {_fmt(r['p50_ms']):>7} {_fmt(r['p99_ms']):>7} "
             f"{_fmt(r['max_ms']):>7} {r['first_answer_ms']:>7.0f} {r['drain_ms']:>8.0f} "
             f"{r['release_ms']:>5.0f}ms  {db}" + (f"  other: {r['other']}" if other else "")
@@ -603,6 +632,13 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _count_list(text: str) -> list[int]:
+    values = [int(v.replace("_", "")) for v in text.split(",") if v.strip()]
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected integers >= 0, got {text!r}")
+    return values
+
+
 def _parts(text: str) -> list[str]:
     values = [v.strip() for v in text.split(",") if v.strip()]
     unknown = set(values) - set(PARTS)
@@ -633,6 +669,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_int_list,
         default=[500, 2000, 5000, 10000],
         help="simultaneous users per burst, comma-separated",
+    )
+    group.add_argument(
+        "--burst-warmups",
+        type=_count_list,
+        default=[0, 100],
+        help="sequential claims before each burst, comma-separated (each a series)",
     )
     group = parser.add_argument_group("overload")
     group.add_argument("--overload-latency-ms", type=int, default=20, help="latency toxic")
@@ -722,7 +764,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.json, payload)
     print(f"\nJSON: {args.json} ({payload['wall_seconds']:.0f} s)")
     bad: list[object] = [
-        r["users"]
+        f"{r['users']} users after {r['warmup_claims']} claims"
         for r in results.get("burst", {}).get("rows", [])
         if not (r["db_consistent"] and r["sold_out"])
     ]
