@@ -12,9 +12,12 @@ throughput  the hot coupon (one coupon, an enormous stock, every request a new u
             and CPU milliseconds per claim of the service, PostgreSQL and Toxiproxy.
 burst       N users press the button together: N connections are opened first (and
             accepted by the service), then one claim is written on each in one tight
-            loop. One coupon with stock 50 per burst. Answers by status, latency
-            p50/p99/max, time to drain (first request written to last answer), and the
-            database afterwards (exactly 50 claims, nothing left).
+            loop (bench.rawload). One coupon with stock 50, each burst on a freshly
+            started service: cold, and after `--burst-warmups` sequential claims (the
+            admission estimate learns the time per claim from traffic, so a first burst
+            and a later one can differ). Answers by status, latency p50/p99/max, time to
+            the first answer and to drain (first request written to last answer), and
+            the database afterwards (exactly 50 claims, nothing left, 200s = claims).
 overload    arrivals well above capacity for several seconds. The service goes through
             Toxiproxy with a latency toxic on the database link (`--overload-latency-ms`),
             which lowers its capacity the way a slow database does (each claim holds a
@@ -30,7 +33,7 @@ overload    arrivals well above capacity for several seconds. The service goes t
 Usage::
 
     .venv/bin/python -m bench.flash_sale                       # all three parts
-    .venv/bin/python -m bench.flash_sale --parts burst --bursts 500,2000
+    .venv/bin/python -m bench.flash_sale --parts burst --bursts 500,2000 --burst-warmups 0
     .venv/bin/python -m bench.flash_sale --parts throughput --seconds 10 --connections 64
 
 The machine's load average is recorded before each part; figures taken while other
@@ -261,10 +264,14 @@ def throughput_ratios(rows: Sequence[Mapping[str, Any]], pool_size: int) -> dict
 def print_throughput(res: Mapping[str, Any], pool_size: int) -> None:
     print()
     head = (
-        f"{'run':8} {'conns':>5} {'load':>5} {'claims/s':>9} {'p50 ms':>7} {'p99 ms':>7}  "
-        "CPU ms per claim (service / PostgreSQL / Toxiproxy / generator), other answers"
+        f"{'run':8} {'conns':>5} {'load':>5} {'others':>6} {'claims/s':>9} {'p50 ms':>7} "
+        f"{'p99 ms':>7}  CPU ms per claim (service / PostgreSQL / Toxiproxy / generator), "
+        "other answers"
     )
-    print("Throughput: the hot coupon (every claim a new user)")
+    print(
+        "Throughput: the hot coupon (every claim a new user); `others`: CPU of processes "
+        "outside the benchmark during the run, % of one core"
+    )
     print(head)
     print("-" * len(head))
     for r in res["rows"]:
@@ -279,7 +286,8 @@ def print_throughput(res: Mapping[str, Any], pool_size: int) -> None:
             other["failed"] = r["failed"]
         print(
             f"{r['run']:8} {r['connections']:>5} {r['load_1m_before']:>5.2f} "
-            f"{r['claims_per_s']:>9.0f} {_fmt(r['p50_ms'], '.2f'):>7} "
+            f"{r['cpu_percent'].get('others', 0.0):>5.0f}% {r['claims_per_s']:>9.0f} "
+            f"{_fmt(r['p50_ms'], '.2f'):>7} "
             f"{_fmt(r['p99_ms'], '.2f'):>7}  {cpu}  {other or ''}"
         )
     rat = res["ratios"]
