@@ -34,11 +34,15 @@ from app.admission import Admission
 from app.errors import PoolExhausted, ServiceError, TimedOut, translate_db_error
 from app.settings import Settings
 
-__all__ = ["Database", "WorkState"]
+__all__ = ["ADMISSION_WINDOW", "Database", "WorkState"]
 
 log = logging.getLogger("app.db")
 
 T = TypeVar("T")
+
+#: Seconds of finished units the admission estimate learns from (at least the acquire
+#: timeout): recent enough to follow a fault, long enough to outlast a burst's first wave.
+ADMISSION_WINDOW = 2.0
 Conn = AsyncConnection[TupleRow]
 
 
@@ -109,6 +113,8 @@ class Database:
             reconnect_failed=self._reconnect_again,
         )
         self._cleanups: set[asyncio.Task[Any]] = set()
+        #: One slot per pool connection; units of work queue here (see _take_slot).
+        self._slots = asyncio.Semaphore(settings.db_pool_max_size)
         #: Connections found dead before use (and replaced).
         self.checks_failed = 0
         self.admission = Admission(
@@ -116,6 +122,7 @@ class Database:
             acquire_timeout=settings.db_pool_acquire_timeout,
             max_waiting=settings.db_pool_max_waiting,
             max_unit_seconds=settings.request_deadline,
+            window=max(ADMISSION_WINDOW, settings.db_pool_acquire_timeout),
         )
 
     def _connect_kwargs(self) -> dict[str, Any]:
@@ -200,7 +207,7 @@ class Database:
         """
         if deadline is None:
             deadline = time.monotonic() + self.settings.request_deadline
-        refusal = self.admission.refuse()
+        refusal = self.admission.refuse(time.monotonic())
         if refusal is not None:
             raise PoolExhausted(
                 detail="refused at once: "
@@ -227,23 +234,42 @@ class Database:
         self, work: Callable[[Conn, WorkState], Awaitable[T]], state: WorkState, deadline: float
     ) -> T:
         acquire_by = min(time.monotonic() + self.settings.db_pool_acquire_timeout, deadline)
+        await self._take_slot(acquire_by)
         try:
-            self.admission.waiting += 1
-            try:
-                conn = await self._checked_connection(acquire_by)
-            finally:
-                self.admission.waiting -= 1
+            conn = await self._checked_connection(acquire_by)
             acquired = time.monotonic()
             try:
                 async with conn:  # commit on success, roll back on error
                     return await work(conn, state)
             finally:
                 await self.pool.putconn(conn)  # a broken connection is discarded, replaced
-                self.admission.record_unit(time.monotonic() - acquired)
+                now = time.monotonic()
+                self.admission.record_unit(now - acquired, now)
         except ServiceError:
             raise
         except psycopg.Error as exc:
             raise translate_db_error(exc, write_attempted=state.write_attempted) from exc
+        finally:
+            self._slots.release()
+
+    async def _take_slot(self, acquire_by: float) -> None:
+        """Wait, first in first out, until one of the pool's connections is ours to take.
+
+        The queue is this semaphore's, not the pool's: a waiter here costs a future and a
+        timer, where psycopg_pool's costs a condition, a lock and a task, and a burst puts
+        thousands of them in line.
+        """
+        self.admission.waiting += 1
+        try:
+            async with asyncio.timeout(max(0.0, acquire_by - time.monotonic())):
+                await self._slots.acquire()
+        except TimeoutError as exc:
+            raise PoolExhausted(
+                detail=f"no connection within {self.settings.db_pool_acquire_timeout:.2f} s "
+                f"({self.admission.waiting} waiting)"
+            ) from exc
+        finally:
+            self.admission.waiting -= 1
 
     async def _checked_connection(self, acquire_by: float) -> Conn:
         """A pooled connection that is not known to be dead.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -78,18 +79,19 @@ class _RuntimeCollector(Collector):
             value=self._db.checks_failed,
         )
         admission = self._db.admission
+        now = time.monotonic()
         yield GaugeMetricFamily(
             "db_admission_waiting", "requests waiting for a connection", value=admission.waiting
         )
         yield GaugeMetricFamily(
             "db_admission_unit_seconds",
-            "recent time a unit of work held its connection (moving average)",
-            value=admission.unit_seconds,
+            "median time a recent unit of work held its connection",
+            value=admission.unit_seconds(now),
         )
         yield GaugeMetricFamily(
             "db_admission_estimated_wait_seconds",
             "estimated wait of a newcomer: (waiting + 1) x unit time / pool size",
-            value=admission.estimated_wait(),
+            value=admission.estimated_wait(now),
         )
         refusals = CounterMetricFamily(
             "db_admission_refusals",

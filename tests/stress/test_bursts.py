@@ -28,11 +28,11 @@ SLACK = 0.5
 #: How long the service may take to settle back to its baseline after a load.
 SETTLE = 10.0
 #: Users of the sustained overload, and for how long they keep claiming.
-OVERLOAD_CLIENTS = 60
+OVERLOAD_CLIENTS = 100
 OVERLOAD_SECONDS = 4.0
 #: Each claim of an overload coupon holds the coupon's row lock this long (a trigger):
-#: about 1 / 0.02 = 50 claims/s, far below what 60 eager clients ask for.
-SLOW_CLAIM_SECONDS = 0.02
+#: about 1 / 0.05 = 20 claims/s, far below what 100 eager clients ask for.
+SLOW_CLAIM_SECONDS = 0.05
 
 
 @pytest.fixture(scope="module")
