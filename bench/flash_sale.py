@@ -254,6 +254,10 @@ def throughput_ratios(rows: Sequence[Mapping[str, Any]], pool_size: int) -> dict
         out["direct_over_pgbench_pool_size"] = ratio(
             direct["claims_per_s"], same["claims_per_s"] if same else None
         )
+    if direct and direct["cpu_ms_per_claim"].get("service"):
+        # The service is one process: with a core to itself it would do this many. A
+        # contention-proof figure when other processes share the cores.
+        out["direct_one_core_claims_per_s"] = 1000 / direct["cpu_ms_per_claim"]["service"]
     if direct and proxied:
         out["proxied_over_direct"] = {
             k: ratio(proxied[k], direct[k]) for k in ("claims_per_s", "p50_ms", "p99_ms")
@@ -298,6 +302,11 @@ def print_throughput(res: Mapping[str, Any], pool_size: int) -> None:
             f"{_fmt(rat.get('direct_over_pgbench_ceiling'), '.3f')}; "
             f"/ pgbench with {pool_size} clients (the pool size) = "
             f"{_fmt(rat.get('direct_over_pgbench_pool_size'), '.3f')}"
+        )
+    if rat.get("direct_one_core_claims_per_s"):
+        print(
+            "service direct with a core to itself (1 core / its CPU per claim): "
+            f"{rat['direct_one_core_claims_per_s']:.0f} claims/s"
         )
     pod = rat.get("proxied_over_direct")
     if pod:
