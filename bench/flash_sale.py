@@ -357,6 +357,9 @@ def run_burst(
     create_coupon(svc.url, coupon, BURST_STOCK)
     host, port = svc.host, svc.port
     requests = [claim_request(host, port, f"burst-{users}-{i}", coupon) for i in range(users)]
+    assert svc.pid is not None
+    # Inherited from this process (raised in main); recorded so a short row can be told.
+    service_nofile = psutil.Process(svc.pid).rlimit(psutil.RLIMIT_NOFILE)[0]
     conns = HttpConnections(host, port)
     me = psutil.Process()
     try:
@@ -406,6 +409,7 @@ def run_burst(
         "users": users,
         "written": written,
         "accepted_before_release": accepted,
+        "service_nofile": service_nofile,
         "open_seconds": open_seconds,
         "load_1m_before": load,
         "ok": ok,
