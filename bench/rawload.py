@@ -50,7 +50,8 @@ def claim_request(host: str, port: int, user_id: str, coupon: str) -> bytes:
 class Answer:
     """One request: when it was due, sent and answered (perf_counter seconds), and how.
 
-    `status` is the HTTP status, or `closed` / `reset` / `no answer` when none came.
+    `status` is the HTTP status, or `closed` / `reset` / `no answer` / `bad response`
+    when none came that could be read.
     `body` is kept for statuses other than 200 (to tell the 400s apart).
     """
 
@@ -254,23 +255,15 @@ class HttpConnections:
             return
         conn.buf += data
         while conn.busy:
-            head_end = conn.buf.find(b"\r\n\r\n")
-            if head_end < 0:
+            parsed = _parse_response(conn.buf)
+            if parsed is None:
                 return
-            head = conn.buf[:head_end].decode("latin-1")
-            lines = head.split("\r\n")
-            status = int(lines[0].split(" ", 2)[1])
-            length = 0
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value.strip())
-            total = head_end + 4 + length
-            if len(conn.buf) < total:
+            status, body, used = parsed
+            conn.buf = conn.buf[used:]
+            if status < 0:  # not HTTP we understand: count it, drop the connection
+                self._finish(conn, "bad response")
                 return
-            body = b"" if status == 200 else conn.buf[head_end + 4 : total]
-            conn.buf = conn.buf[total:]
-            self._finish(conn, status, body)
+            self._finish(conn, status, b"" if status == 200 else body)
 
     def wait_answers(self, timeout: float) -> int:
         """Poll until nothing is in flight or `timeout` seconds passed; requests still
@@ -282,6 +275,34 @@ class HttpConnections:
         for conn in stuck:
             self._finish(conn, "no answer")
         return len(stuck)
+
+
+def _parse_response(buf: bytes) -> tuple[int, bytes, int] | None:
+    """(status, body, bytes used) of the first complete response in `buf`, None while it
+    is incomplete; status -1 for something that is not a response we can read."""
+    head_end = buf.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    lines = buf[:head_end].decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        return (-1, b"", len(buf))
+    length = 0
+    chunked = False
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        if name == "content-length" and value.strip().isdigit():
+            length = int(value.strip())
+        elif name == "transfer-encoding" and "chunked" in value.lower():
+            chunked = True
+    start = head_end + 4
+    if chunked:  # small bodies only: wait for the last chunk, keep the raw chunks
+        end = buf.find(b"0\r\n\r\n", start)
+        return None if end < 0 else (int(parts[1]), buf[start:end], end + 5)
+    if len(buf) < start + length:
+        return None
+    return (int(parts[1]), buf[start : start + length], start + length)
 
 
 def _os_status(exc: OSError) -> str:
