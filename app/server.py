@@ -116,7 +116,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # int but only handed to call_later, and our times are float seconds.
         self.timeout_keep_alive = self.limits.idle_timeout  # type: ignore[assignment]
         self._phase = _IDLE
-        self._phase_started = 0.0
         self._head_bytes = 0
         self._deadline: asyncio.TimerHandle | None = None
 
@@ -152,31 +151,32 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if self._head_bytes > self.limits.max_header_bytes:
                 self._answer_and_close(431, "request header fields too large")
             elif self._deadline is None:
-                self._deadline = self.loop.call_at(
-                    self._phase_started + self.limits.head_timeout, self._head_timed_out
+                # Counted from the end of the read that began the head: later by the
+                # microseconds that read took to parse, and no clock read per request.
+                self._deadline = self.loop.call_later(
+                    self.limits.head_timeout, self._head_timed_out
                 )
         elif self._phase == _BODY and self._deadline is None:
-            self._deadline = self.loop.call_at(
-                self._phase_started + self.limits.body_timeout, self._body_timed_out
-            )
+            self._deadline = self.loop.call_later(self.limits.body_timeout, self._body_timed_out)
 
     # Parser callbacks (called from within data_received)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._cancel_deadline()
+        if self._deadline is not None:
+            self._cancel_deadline()
         self._phase = _HEAD
-        self._phase_started = self.loop.time()
         self._head_bytes = 0
 
     def on_headers_complete(self) -> None:
-        self._cancel_deadline()
+        if self._deadline is not None:
+            self._cancel_deadline()
         self._phase = _BODY
-        self._phase_started = self.loop.time()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._cancel_deadline()
+        if self._deadline is not None:
+            self._cancel_deadline()
         self._phase = _IDLE
         super().on_message_complete()
 

@@ -395,6 +395,77 @@ def shutdown_seconds(host: str, port: int, proc: ManagedProcess) -> float | None
         loop.close()
 
 
+_MICRO_BODY = b'{"user_id":"u-1-1","coupon_name":"hot"}'
+_MICRO_REQUEST = (
+    b"POST /api/coupons/claim HTTP/1.1\r\nHost: 127.0.0.1:3000\r\n"
+    b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+    % (len(_MICRO_BODY), _MICRO_BODY)
+)
+
+
+class _NullTransport:
+    """Just enough of a transport for a protocol to parse requests and write answers."""
+
+    def write(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 1) if name in ("sockname", "peername") else default
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+
+
+async def _minimal_app(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]}
+    )
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _protocol_us(cls: Any, requests: int) -> float:
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    config = Config(_minimal_app, http=cls, lifespan="off", log_level="warning")
+    config.load()
+    proto = cls(config=config, server_state=ServerState(), app_state={})
+    proto.connection_made(_NullTransport())
+    started = time.perf_counter()
+    for _ in range(requests):
+        proto.data_received(_MICRO_REQUEST)
+        await asyncio.sleep(0)  # the request's task runs
+        await asyncio.sleep(0)
+    elapsed = time.perf_counter() - started
+    proto.connection_lost(None)
+    return elapsed / requests * 1e6
+
+
+def protocol_overhead(rounds: int = 15, requests: int = 20_000) -> dict[str, float]:
+    """In-process microseconds per claim-shaped request through uvicorn's httptools
+    protocol and through the guarded one (a do-nothing app; minimum over rounds)."""
+    import uvloop
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from app.server import GuardedHttpToolsProtocol, HttpLimits
+    from app.settings import Settings
+
+    guarded = GuardedHttpToolsProtocol.bind(HttpLimits.from_settings(Settings()))
+
+    async def measure() -> dict[str, float]:
+        plain: list[float] = []
+        ours: list[float] = []
+        for _ in range(rounds):
+            plain.append(await _protocol_us(HttpToolsProtocol, requests))
+            ours.append(await _protocol_us(guarded, requests))
+        return {"uvicorn_us": min(plain), "guarded_us": min(ours)}
+
+    return uvloop.run(measure())
+
+
 def measure_throughput(
     candidate: Candidate, cluster: PostgresCluster, args: argparse.Namespace, log_dir: Path
 ) -> dict[str, Any]:
@@ -496,7 +567,7 @@ def _f(value: object, spec: str = ".0f") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
+def print_table(rows: list[dict[str, Any]], micro: dict[str, float] | None) -> None:
     lines: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         ("claims/s (wrk), median", lambda r: _f(r["throughput"]["claims_per_s"])),
         (
@@ -539,6 +610,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print(f"{'':{width}}  " + "  ".join(f"{r['candidate']:>24}" for r in rows))
     for label, fmt in lines:
         print(f"{label:{width}}  " + "  ".join(f"{fmt(r):>24}" for r in rows))
+    if micro:
+        print(
+            f"\nin-process, one claim-shaped request through the protocol (do-nothing app): "
+            f"uvicorn {micro['uvicorn_us']:.1f} us, guarded {micro['guarded_us']:.1f} us"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -583,11 +659,19 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         cluster.stop()
         shutil.rmtree(log_dir, ignore_errors=True)
+    say("in-process protocol overhead")
+    micro = protocol_overhead()
     print()
-    print_table(rows)
+    print_table(rows, micro)
     write_json(
         args.out,
-        {"benchmark": "http_server", "started_at": started_at, "machine": machine, "rows": rows},
+        {
+            "benchmark": "http_server",
+            "started_at": started_at,
+            "machine": machine,
+            "rows": rows,
+            "protocol_overhead": micro,
+        },
     )
     print(f"\nJSON: {args.out}")
     return 0

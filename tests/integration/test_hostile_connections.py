@@ -128,6 +128,17 @@ def idle_client(service: ServiceProcess) -> Cut:
         return cut
 
 
+def keepalive_idle_client(service: ServiceProcess) -> Cut:
+    """Gets one answer on a keep-alive connection, then sends nothing."""
+    with _connect(service) as sock:
+        answer = _request(sock, "GET", "/no-such-route")
+        cut = Cut("keep-alive-idle", started=time.monotonic())
+        if not answer.startswith(b"HTTP/1.1 404 "):
+            cut.errors.append(f"first answer: {answer[:60]!r}")
+        _read_until_closed(sock, cut, cut.started + IDLE_TIMEOUT + SLACK)
+        return cut
+
+
 def slowloris_client(service: ServiceProcess) -> Cut:
     """Sends a request head one byte at a time, never finishing it."""
     head = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(200))
@@ -246,15 +257,22 @@ def test_idle_slowloris_and_slow_body_are_cut_while_claims_are_served(
 ) -> None:
     with httpx.Client(base_url=hostile_service.url, timeout=10.0) as probe:
         fds_before = metric(probe, "process_fds")
-        clients = [idle_client, slowloris_client, slow_body_client] * HOSTILE_CLIENTS
+        clients = [
+            idle_client,
+            keepalive_idle_client,
+            slowloris_client,
+            slow_body_client,
+        ] * HOSTILE_CLIENTS
         cuts, claims = _run_with_claims(hostile_service, coupon, clients)  # type: ignore[arg-type]
 
         bounds = {
             "idle": IDLE_TIMEOUT + SLACK,
+            "keep-alive-idle": IDLE_TIMEOUT + SLACK,
             "slowloris": HEAD_TIMEOUT + SLACK,
             "slow-body": BODY_TIMEOUT + SLACK,
         }
         for cut in cuts:
+            assert not cut.errors, cut
             assert cut.ended is not None, f"{cut.kind} client still connected after its bound"
             assert cut.ended - cut.started <= bounds[cut.kind], cut
         # The slowloris gets a 408 (the head deadline cut it, not the idle one); an idle
@@ -402,3 +420,39 @@ def test_connection_cap_refuses_extra_connections_and_serves_held_ones(
     finally:
         for sock in held:
             sock.close()
+
+
+def test_pipelined_and_split_requests_are_still_served(
+    hostile_service: ServiceProcess, admin: PostgresAdmin, coupon: str
+) -> None:
+    """The deadlines and the head count do not disturb honest clients: two pipelined
+    claims in one write, and a claim whose head and body arrive in separate writes."""
+    bodies = [
+        f'{{"user_id": "{user}", "coupon_name": "{coupon}"}}'.encode()
+        for user in ("piped-1", "piped-2", "split")
+    ]
+
+    def claim_bytes(body: bytes) -> bytes:
+        return (
+            b"POST /api/coupons/claim HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+
+    with _connect(hostile_service) as sock:
+        sock.sendall(claim_bytes(bodies[0]) + claim_bytes(bodies[1]))
+        cut = Cut("pipelined", started=time.monotonic())
+        sock.settimeout(10.0)
+        while cut.answer.count(b"HTTP/1.1 ") < 2:
+            chunk = sock.recv(65536)
+            assert chunk, cut.answer
+            cut.answer += chunk
+        assert cut.answer.count(b"HTTP/1.1 200 OK") == 2, cut.answer
+
+        head, _, body = claim_bytes(bodies[2]).partition(b"\r\n\r\n")
+        sock.sendall(head[:10])
+        sock.sendall(head[10:] + b"\r\n\r\n")
+        sock.sendall(body[:5])
+        sock.sendall(body[5:])
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 OK"), answer
+    assert sorted(claims_of(admin, coupon)) == ["piped-1", "piped-2", "split"]
