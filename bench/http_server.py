@@ -643,9 +643,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         say("starting PostgreSQL")
         cluster.start()
-        # Rounds interleave the candidates, so a neighbour's load spreads over all of them.
+        # Rounds interleave the candidates and rotate their order, so a neighbour's load
+        # and the growing claims table spread over all of them.
         for n in range(args.repeat):
-            for cand in chosen:
+            shift = n % len(chosen)
+            for cand in chosen[shift:] + chosen[:shift]:
                 say(f"round {n + 1}/{args.repeat}: {cand.name}, wrk {args.seconds} s")
                 rounds[cand.name].append(measure_throughput(cand, cluster, args, log_dir))
         for cand in chosen:
