@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +20,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.db import Database
 from app.errors import BodyTooLarge, ServiceError
 from app.metrics import Metrics
+from app.openapi import (
+    CLAIM_EXTRA,
+    CLAIM_RESPONSES,
+    CREATE_EXTRA,
+    CREATE_RESPONSES,
+    GET_COUPON_EXTRA,
+    GET_COUPON_RESPONSES,
+    HEALTH_RESPONSES,
+    METRICS_RESPONSES,
+    install_openapi,
+)
 from app.service import CouponService
 from app.settings import Settings
 from app.validation import parse_claim, parse_create_coupon, validate_path_name
@@ -121,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await db.close()
 
     app = FastAPI(title="coupon-service", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_openapi(app)
     app.add_middleware(
         _Guard,
         max_body=settings.max_body_bytes,
@@ -159,19 +171,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return _error(500, "internal server error")
 
-    @app.post("/api/coupons", status_code=201)
+    @app.post(
+        "/api/coupons",
+        status_code=201,
+        response_class=Response,
+        responses=CREATE_RESPONSES,
+        openapi_extra=CREATE_EXTRA,
+    )
     async def create_coupon(request: Request, svc: ServiceDep) -> Response:
         body = parse_create_coupon(await request.body())
         await svc.create(body.name, body.amount)
         return Response(status_code=201)
 
-    @app.post("/api/coupons/claim")
+    @app.post(
+        "/api/coupons/claim",
+        response_class=Response,
+        responses=CLAIM_RESPONSES,
+        openapi_extra=CLAIM_EXTRA,
+    )
     async def claim_coupon(request: Request, svc: ServiceDep) -> Response:
         body = parse_claim(await request.body())
         await svc.claim(body.user_id, body.coupon_name)
         return Response(status_code=200)
 
-    @app.get("/api/coupons/{name}")
+    @app.get("/api/coupons/{name}", responses=GET_COUPON_RESPONSES, openapi_extra=GET_COUPON_EXTRA)
     async def get_coupon(name: str, svc: ServiceDep) -> JSONResponse:
         row = await svc.get(validate_path_name(name))
         return JSONResponse(
@@ -183,7 +206,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             }
         )
 
-    @app.get("/health")
+    @app.get("/health", responses=HEALTH_RESPONSES)
     async def health(svc: ServiceDep) -> JSONResponse:
         if await svc.healthy(settings.health_timeout):
             return JSONResponse({"status": "healthy"})
@@ -193,7 +216,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             headers={"Retry-After": str(settings.retry_after)},
         )
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse, responses=METRICS_RESPONSES)
     async def metrics() -> Response:
         m = state["metrics"]
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
