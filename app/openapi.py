@@ -158,6 +158,7 @@ _INTERNAL = _error(
     "Anything unforeseen; logged with the request id, never with SQL or a DSN.",
     ["internal server error"],
 )
+# Only routes that read a body: a GET's body is never read, so it never answers 413.
 _TOO_LARGE = _error("The body is over MAX_BODY_BYTES.", ["request body too large"])
 _UNAVAILABLE = _error(
     "No pool connection within DB_POOL_ACQUIRE_TIMEOUT (or the queue is over its bound),"
@@ -174,7 +175,6 @@ _TIMED_OUT = _error(
 #: Every route that reaches the database can answer these.
 _DATABASE_FAILURES: Responses = {
     405: _METHOD_NOT_ALLOWED,
-    413: _TOO_LARGE,
     500: _INTERNAL,
     503: _UNAVAILABLE,
     504: _TIMED_OUT,
@@ -203,6 +203,7 @@ CREATE_RESPONSES: Responses = {
         [_BODY_MESSAGE, *_field_messages("name"), *_AMOUNT_MESSAGES],
     ),
     409: _error("A coupon of that name exists already.", ["coupon already exists"]),
+    413: _TOO_LARGE,
     **_DATABASE_FAILURES,
 }
 
@@ -246,6 +247,7 @@ CLAIM_RESPONSES: Responses = {
     409: _error(
         "This user holds a claim on this coupon already.", ["coupon already claimed by user"]
     ),
+    413: _TOO_LARGE,
     **_DATABASE_FAILURES,
 }
 
@@ -293,8 +295,8 @@ METRICS_RESPONSES: Responses = {
 _DESCRIPTION = f"""\
 A flash-sale coupon service. Every answer is listed with its body: error bodies are
 `{{"error": "<message>"}}` with the exact messages of the contract, and every answer
-carries `X-Request-Id`. Bodies are read only as JSON objects; unknown fields are ignored;
-bodies over MAX_BODY_BYTES answer 413. A path that is not listed here answers 404
+carries `X-Request-Id`. POST bodies are read only as JSON objects (unknown fields are
+ignored) and answer 413 over MAX_BODY_BYTES; GET bodies are never read. A path that is not listed here answers 404
 `{{"error": "not found"}}`; a listed path with another method answers 405. Names are at
 most {MAX_NAME_LENGTH} characters; amounts are 1 to {INT32_MAX}."""
 
