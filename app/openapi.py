@@ -296,9 +296,9 @@ _DESCRIPTION = f"""\
 A flash-sale coupon service. Every answer is listed with its body: error bodies are
 `{{"error": "<message>"}}` with the exact messages of the contract, and every answer
 carries `X-Request-Id`. POST bodies are read only as JSON objects (unknown fields are
-ignored) and answer 413 over MAX_BODY_BYTES; GET bodies are never read. A path that is not listed here answers 404
-`{{"error": "not found"}}`; a listed path with another method answers 405. Names are at
-most {MAX_NAME_LENGTH} characters; amounts are 1 to {INT32_MAX}."""
+ignored) and answer 413 over MAX_BODY_BYTES; GET bodies are never read. A path that is
+not listed here answers 404 `{{"error": "not found"}}`; a listed path with another method
+answers 405. Names are at most {MAX_NAME_LENGTH} characters; amounts are 1 to {INT32_MAX}."""
 
 
 def _finish(document: dict[str, Any]) -> dict[str, Any]:
