@@ -157,9 +157,12 @@ def test_success_bodies(document: dict[str, Any]) -> None:
         "items": {"type": "string"},
     }
     health = operation(document, "get", "/health")["responses"]
-    for status in ("200", "503"):
-        props = health[status]["content"]["application/json"]["schema"]["properties"]
-        assert set(props) == {"status", "error"}
+    healthy = health["200"]["content"]["application/json"]["schema"]
+    unhealthy = health["503"]["content"]["application/json"]["schema"]
+    assert healthy["properties"]["status"]["enum"] == ["healthy"]
+    assert unhealthy["required"] == ["status", "error"]
+    assert unhealthy["properties"]["status"]["enum"] == ["unhealthy"]
+    assert unhealthy["properties"]["error"]["enum"] == ["database connection failed"]
     assert health["503"]["headers"]["Retry-After"]["required"] is True
     metrics = operation(document, "get", "/metrics")["responses"]["200"]
     assert list(metrics["content"]) == ["text/plain"]
