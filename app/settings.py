@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     db_pool_min_size: int = Field(default=4, ge=0)
     db_pool_max_size: int = Field(default=4, ge=1)
     db_pool_acquire_timeout: float = Field(default=1.0, gt=0)
-    db_pool_max_waiting: int = Field(default=256, ge=0)
+    #: Only a memory guard: admission is by time (app/admission.py). Far above any burst a
+    #: pool can drain within the acquire timeout; each waiter costs a few kB.
+    db_pool_max_waiting: int = Field(default=10_000, ge=0)
     db_connect_timeout: int = Field(default=2, ge=2)
     db_reconnect_timeout: float = Field(default=1.0, gt=0)
     db_statement_timeout: float = Field(default=2.0, gt=0)
@@ -54,11 +56,25 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_bounds(self) -> Settings:
+        # Contradictions are refused at start, naming the variables and their values.
+        problems = []
         if self.db_pool_min_size > self.db_pool_max_size:
-            raise ValueError(
+            problems.append(
                 f"DB_POOL_MIN_SIZE ({self.db_pool_min_size}) exceeds "
                 f"DB_POOL_MAX_SIZE ({self.db_pool_max_size})"
             )
+        if self.db_pool_acquire_timeout >= self.request_deadline:
+            problems.append(
+                f"DB_POOL_ACQUIRE_TIMEOUT ({self.db_pool_acquire_timeout:g}) must be less than "
+                f"REQUEST_DEADLINE ({self.request_deadline:g})"
+            )
+        if self.db_statement_timeout > self.request_deadline:
+            problems.append(
+                f"DB_STATEMENT_TIMEOUT ({self.db_statement_timeout:g}) exceeds "
+                f"REQUEST_DEADLINE ({self.request_deadline:g})"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property

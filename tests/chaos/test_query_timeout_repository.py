@@ -121,7 +121,9 @@ def test_a_transaction_that_wrote_is_rolled_back_on_timeout(
     async def claim_then_sleep(conn: Conn, state: WorkState) -> None:
         state.write_attempted = True
         async with conn.transaction():
-            assert await repository.claim(conn, "sleeper", coupon)
+            assert (
+                await repository.claim(conn, "sleeper", coupon) is repository.ClaimOutcome.CLAIMED
+            )
             await conn.execute("SELECT pg_sleep(60)")
 
     async def work(db: Database) -> None:
