@@ -84,7 +84,7 @@ def _text_field(description: str) -> dict[str, Any]:
         "type": "string",
         "minLength": 1,
         "maxLength": MAX_NAME_LENGTH,
-        "description": f"{description}; not whitespace only, no NUL character.",
+        "description": f"{description}; not whitespace only, no NUL, valid Unicode.",
     }
 
 
@@ -108,6 +108,7 @@ def _field_messages(field: str) -> list[str]:
         f"invalid request: {field} cannot be whitespace only",
         f"invalid request: {field} exceeds maximum length of {MAX_NAME_LENGTH}",
         f"invalid request: {field} contains a NUL character",
+        f"invalid request: {field} is not valid Unicode",
     ]
 
 
@@ -199,7 +200,7 @@ CREATE_EXTRA = _json_body(
 CREATE_RESPONSES: Responses = {
     201: _empty("Created; empty body."),
     400: _error(
-        "The body is not a JSON object, or a field is invalid.",
+        "The Content-Type is not JSON, the body is not a JSON object, or a field is invalid.",
         [_BODY_MESSAGE, *_field_messages("name"), *_AMOUNT_MESSAGES],
     ),
     409: _error("A coupon of that name exists already.", ["coupon already exists"]),
@@ -234,7 +235,8 @@ GET_COUPON_EXTRA: dict[str, Any] = {
 CLAIM_RESPONSES: Responses = {
     200: _empty("Claimed; empty body."),
     400: _error(
-        "The body is not a JSON object, a field is invalid, or the coupon has no stock left"
+        "The Content-Type is not JSON, the body is not a JSON object, a field is invalid, or"
+        " the coupon has no stock left"
         " (stock is checked before the duplicate check).",
         [
             _BODY_MESSAGE,
@@ -253,11 +255,7 @@ CLAIM_RESPONSES: Responses = {
 
 GET_COUPON_RESPONSES: Responses = {
     200: _json("The coupon.", COUPON_SCHEMA),
-    400: _error(
-        "The name is longer than any coupon's.",
-        [f"invalid request: name exceeds maximum length of {MAX_NAME_LENGTH}"],
-    ),
-    404: _error("No coupon of that name.", ["coupon not found"]),
+    404: _error("No coupon of that name, whatever its length or characters.", ["coupon not found"]),
     **_DATABASE_FAILURES,
 }
 
@@ -300,10 +298,13 @@ METRICS_RESPONSES: Responses = {
 _DESCRIPTION = f"""\
 A flash-sale coupon service. Every answer is listed with its body: error bodies are
 `{{"error": "<message>"}}` with the exact messages of the contract, and every answer
-carries `X-Request-Id`. POST bodies are read only as JSON objects (unknown fields are
-ignored) and answer 413 over MAX_BODY_BYTES; GET bodies are never read. A path that is
-not listed here answers 404 `{{"error": "not found"}}`; a listed path with another method
-answers 405. Names are at most {MAX_NAME_LENGTH} characters; amounts are 1 to {INT32_MAX}."""
+carries `X-Request-Id`. POST bodies are read only under a JSON Content-Type
+(`application/json`, with parameters or not, or `application/*+json`; any other answers
+400 `invalid request body`), as JSON objects (unknown fields are ignored), and answer 413
+over MAX_BODY_BYTES; GET bodies are never read. A path that is not listed here answers
+404 `{{"error": "not found"}}`, with or without a trailing slash (no redirects); a listed
+path with another method answers 405. Names are at most {MAX_NAME_LENGTH} characters;
+amounts are 1 to {INT32_MAX}."""
 
 
 def _finish(document: dict[str, Any]) -> dict[str, Any]:
