@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import quote
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["APPLICATION_NAME", "Settings"]
@@ -24,11 +24,14 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
-    database_url: str | None = Field(default=None, description="full libpq URL; wins over DB_*")
+    # Secrets: SecretStr keeps them out of repr() and of validation errors about the model.
+    database_url: SecretStr | None = Field(
+        default=None, description="full libpq URL; wins over DB_*"
+    )
     db_host: str = "127.0.0.1"
     db_port: int = Field(default=5432, ge=1, le=65535)
     db_user: str = "postgres"
-    db_password: str = ""
+    db_password: SecretStr = SecretStr("")
     db_name: str = "coupons"
     db_ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = (
         "prefer"
@@ -52,6 +55,12 @@ class Settings(BaseSettings):
     retry_after: int = Field(default=1, ge=0)
     startup_timeout: float = Field(default=30.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Hostile connections (app/server.py): deadlines from a phase's first byte, sizes in bytes.
+    http_head_timeout: float = Field(default=10.0, gt=0)
+    http_body_timeout: float = Field(default=10.0, gt=0)
+    http_idle_timeout: float = Field(default=10.0, gt=0)
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    http_max_connections: int = Field(default=16_384, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="after")
@@ -80,11 +89,12 @@ class Settings(BaseSettings):
     @property
     def conninfo(self) -> str:
         """The libpq URL the pool connects with."""
-        if self.database_url:
-            return self.database_url
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
         auth = quote(self.db_user, safe="")
-        if self.db_password:
-            auth += ":" + quote(self.db_password, safe="")
+        password = self.db_password.get_secret_value()
+        if password:
+            auth += ":" + quote(password, safe="")
         return (
             f"postgresql://{auth}@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}"
             f"?sslmode={self.db_ssl_mode}"

@@ -99,7 +99,9 @@ def snapshot(client: httpx.Client, admin: PostgresAdmin) -> Snapshot:
     return Snapshot(
         pool_size=int(m.get("db_pool_size", 0)),
         pool_available=int(m.get("db_pool_available", 0)),
-        requests_waiting=int(m.get("db_pool_requests_waiting", 0)),
+        # Waiting for a slot (the service's admission queue) or, holding one, for the pool.
+        requests_waiting=int(m.get("db_admission_waiting", 0))
+        + int(m.get("db_pool_requests_waiting", 0)),
         in_flight=int(m.get("http_requests_in_flight", 0)),
         background_cleanups=int(m.get("db_background_cleanups", 0)),
         asyncio_tasks=int(m.get("process_asyncio_tasks", 0)),
