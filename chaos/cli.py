@@ -20,14 +20,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from chaos.catalogue import CATALOGUE, by_name
-from chaos.engine import ScenarioResult, run_selection
 from chaos.errors import ChaosError
-from chaos.postgres import PostgresCluster
-from chaos.report import summary_table, write_reports
-from chaos.scenario import Scenario
-from chaos.service import ServiceProcess
-from chaos.stack import ExternalStack, LocalStack, Stack, StackEndpoints
+from chaos.infra.postgres import PostgresCluster
+from chaos.infra.service import ServiceProcess
+from chaos.infra.stack import ExternalStack, LocalStack, Stack, StackEndpoints
+from chaos.report.writers import summary_table, write_reports
+from chaos.run.engine import ScenarioResult, run_selection
+from chaos.scenarios.catalogue import CATALOGUE, by_name
+from chaos.scenarios.model import Scenario
 
 __all__ = ["build_parser", "main"]
 

@@ -22,12 +22,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chaos.engine import ScenarioResult
+from chaos.checks.probes import Limits, read_metrics
 from chaos.errors import ChaosError
-from chaos.postgres import PostgresAdmin
-from chaos.probes import Limits, read_metrics
-from chaos.stack import ExternalStack, LocalStack, Stack, StackEndpoints
-from chaos.toxiproxy import ToxiproxyClient
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.stack import ExternalStack, LocalStack, Stack, StackEndpoints
+from chaos.infra.toxiproxy import ToxiproxyClient
+from chaos.run.engine import ScenarioResult
 
 __all__ = ["SKIP_REASON", "ChaosConfig"]
 
@@ -157,7 +157,7 @@ def chaos_report(chaos_config: ChaosConfig) -> Iterator[list[ScenarioResult]]:
         yield results
     finally:
         if chaos_config.report_dir and results:
-            from chaos.report import write_reports
+            from chaos.report.writers import write_reports
 
             write_reports(results, Path(chaos_config.report_dir))
 

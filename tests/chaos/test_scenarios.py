@@ -10,13 +10,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from chaos.catalogue import CATALOGUE
-from chaos.engine import REQUIRED_CHECKS, ScenarioResult, run_scenario
-from chaos.postgres import PostgresAdmin
-from chaos.probes import Limits
-from chaos.scenario import Scenario
-from chaos.stack import Stack
-from chaos.toxiproxy import ToxiproxyClient
+from chaos.checks.probes import Limits
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.stack import Stack
+from chaos.infra.toxiproxy import ToxiproxyClient
+from chaos.run.engine import REQUIRED_CHECKS, ScenarioResult, run_scenario
+from chaos.scenarios.catalogue import CATALOGUE
+from chaos.scenarios.model import Scenario
 
 pytestmark = pytest.mark.chaos
 

@@ -12,11 +12,11 @@ import time
 import httpx
 import pytest
 
-from chaos.postgres import PostgresAdmin
-from chaos.probes import Limits
-from chaos.stack import PROXY_NAME, Stack
-from chaos.toxiproxy import ToxiproxyClient
-from chaos.waiting import wait_for
+from chaos.checks.probes import Limits
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.stack import PROXY_NAME, Stack
+from chaos.infra.toxiproxy import ToxiproxyClient
+from chaos.infra.waiting import wait_for
 
 pytestmark = pytest.mark.chaos
 

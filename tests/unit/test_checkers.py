@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from chaos.catalogue import CATALOGUE, by_name
-from chaos.checkers import CouponState, check_history, check_timed_out_absent
-from chaos.engine import ScenarioResult
+from chaos.checks.checkers import CouponState, check_history, check_timed_out_absent
+from chaos.checks.probes import Limits
 from chaos.errors import ScenarioError
-from chaos.faults import ProxyDown
-from chaos.history import Operation, Outcome, classify
-from chaos.probes import Limits
-from chaos.report import summary_table, write_reports
-from chaos.scenario import ACQUIRE, DEADLINE, SLACK, Expect, Scenario
+from chaos.faults.builtin import ProxyDown
+from chaos.report.writers import summary_table, write_reports
+from chaos.run.engine import ScenarioResult
+from chaos.run.history import Operation, Outcome, classify
+from chaos.scenarios.catalogue import CATALOGUE, by_name
+from chaos.scenarios.model import ACQUIRE, DEADLINE, SLACK, Expect, Scenario
 
 LIMITS = Limits(
     pool_max_size=4,

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from chaos.engine import ScenarioResult
+from chaos.run.engine import ScenarioResult
 
 __all__ = [
     "result_to_dict",

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 
 from app.settings import Settings
-from chaos.processes import ManagedProcess
-from chaos.waiting import free_port, wait_for
+from chaos.infra.processes import ManagedProcess
+from chaos.infra.waiting import free_port, wait_for
 
 __all__ = ["ServiceProcess"]
 

@@ -14,7 +14,7 @@ from chaos.errors import ProcessError
 
 __all__ = ["ManagedProcess", "as_unprivileged", "process_tree", "run_checked"]
 
-log = logging.getLogger("chaos.processes")
+log = logging.getLogger("chaos.infra.processes")
 
 
 def as_unprivileged(argv: Sequence[str], user: str = "postgres") -> list[str]:

@@ -1,4 +1,4 @@
-"""The scenario catalogue: each entry is a declaration, run by chaos.engine.
+"""The scenario catalogue: each entry is a declaration, run by chaos.run.engine.
 
 Bounds come from the running service's limits (ACQUIRE, DEADLINE, HEALTH, plus SLACK);
 the recovery bound is RECOVERY_BOUND (2 s) unless a scenario says otherwise.
@@ -6,7 +6,7 @@ the recovery bound is RECOVERY_BOUND (2 s) unless a scenario says otherwise.
 
 from __future__ import annotations
 
-from chaos.faults import (
+from chaos.faults.builtin import (
     DatabaseDown,
     DatabaseFrozen,
     HoldRowLock,
@@ -15,8 +15,16 @@ from chaos.faults import (
     TerminateIdleBackends,
     TerminateMidTransaction,
 )
-from chaos.scenario import ACQUIRE, DEADLINE, Expect, Scenario, Workload
-from chaos.toxiproxy import Bandwidth, Latency, LimitData, ResetPeer, Slicer, SlowClose, Timeout
+from chaos.infra.toxiproxy import (
+    Bandwidth,
+    Latency,
+    LimitData,
+    ResetPeer,
+    Slicer,
+    SlowClose,
+    Timeout,
+)
+from chaos.scenarios.model import ACQUIRE, DEADLINE, Expect, Scenario, Workload
 
 __all__ = ["CATALOGUE", "by_name"]
 

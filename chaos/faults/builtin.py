@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from chaos.checkers import CheckResult
+from chaos.checks.checkers import CheckResult
+from chaos.checks.probes import Limits, read_metrics
 from chaos.errors import WaitTimeout
-from chaos.postgres import PostgresAdmin
-from chaos.probes import Limits, read_metrics
-from chaos.stack import Stack
-from chaos.toxiproxy import NotFound, ToxicSpec, ToxiproxyClient
-from chaos.waiting import wait_for
-from chaos.workload import LiveWorkload
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.stack import Stack
+from chaos.infra.toxiproxy import NotFound, ToxicSpec, ToxiproxyClient
+from chaos.infra.waiting import wait_for
+from chaos.run.workload import LiveWorkload
 
 __all__ = [
     "DatabaseDown",

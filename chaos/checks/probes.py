@@ -11,8 +11,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from chaos.errors import ChaosError, WaitTimeout
-from chaos.postgres import PostgresAdmin
-from chaos.waiting import wait_for
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.waiting import wait_for
 
 __all__ = ["Leak", "Limits", "Snapshot", "read_metrics", "snapshot", "wait_for_baseline"]
 

@@ -17,11 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from chaos.checks.probes import Limits
 from chaos.errors import ScenarioError
-from chaos.probes import Limits
 
 if TYPE_CHECKING:
-    from chaos.faults import Fault
+    from chaos.faults.builtin import Fault
 
 __all__ = [
     "ACQUIRE",

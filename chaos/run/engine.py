@@ -20,17 +20,17 @@ from datetime import UTC, datetime
 
 import httpx
 
-from chaos.checkers import CheckResult, check_history, check_timed_out_absent, read_state
+from chaos.checks.checkers import CheckResult, check_history, check_timed_out_absent, read_state
+from chaos.checks.probes import Limits, Snapshot, read_metrics, snapshot, wait_for_baseline
 from chaos.errors import ChaosError, ScenarioError, WaitTimeout
-from chaos.faults import FaultContext
-from chaos.history import Operation
-from chaos.postgres import PostgresAdmin
-from chaos.probes import Limits, Snapshot, read_metrics, snapshot, wait_for_baseline
-from chaos.scenario import DEADLINE, HEALTH, SETTLE_BOUND, Scenario
-from chaos.stack import Stack
-from chaos.toxiproxy import ToxiproxyClient
-from chaos.waiting import wait_for
-from chaos.workload import LiveWorkload
+from chaos.faults.builtin import FaultContext
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.stack import Stack
+from chaos.infra.toxiproxy import ToxiproxyClient
+from chaos.infra.waiting import wait_for
+from chaos.run.history import Operation
+from chaos.run.workload import LiveWorkload
+from chaos.scenarios.model import DEADLINE, HEALTH, SETTLE_BOUND, Scenario
 
 __all__ = ["REQUIRED_CHECKS", "ScenarioResult", "ScenarioRun", "run_scenario", "run_selection"]
 

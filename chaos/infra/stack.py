@@ -23,11 +23,11 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from chaos.errors import ChaosError, ProcessError
-from chaos.postgres import PostgresCluster
-from chaos.processes import ManagedProcess
-from chaos.service import ServiceProcess
-from chaos.toxiproxy import ToxiproxyClient, wait_until_ready
-from chaos.waiting import free_port, wait_for
+from chaos.infra.postgres import PostgresCluster
+from chaos.infra.processes import ManagedProcess
+from chaos.infra.service import ServiceProcess
+from chaos.infra.toxiproxy import ToxiproxyClient, wait_until_ready
+from chaos.infra.waiting import free_port, wait_for
 
 __all__ = [
     "CHAOS_SERVICE_SETTINGS",
@@ -39,7 +39,7 @@ __all__ = [
     "find_toxiproxy_server",
 ]
 
-log = logging.getLogger("chaos.stack")
+log = logging.getLogger("chaos.infra.stack")
 
 PROXY_NAME = "postgres"
 """Name of the Toxiproxy proxy in front of PostgreSQL (docker-compose declares the same)."""
@@ -66,7 +66,7 @@ def find_toxiproxy_server() -> Path:
     on_path = shutil.which("toxiproxy-server")
     if on_path:
         return Path(on_path)
-    built = Path(__file__).resolve().parent.parent / ".cache" / "bin" / "server"
+    built = Path(__file__).resolve().parents[2] / ".cache" / "bin" / "server"
     if built.exists():
         return built
     raise ProcessError(

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import httpx
 
 from chaos.errors import ChaosError
-from chaos.history import History, Operation
+from chaos.run.history import History, Operation
 
 __all__ = ["ClaimRequest", "LiveWorkload", "claim_once", "run_claims"]
 

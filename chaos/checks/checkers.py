@@ -11,8 +11,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from chaos.history import Operation, Outcome
-from chaos.postgres import PostgresAdmin
+from chaos.infra.postgres import PostgresAdmin
+from chaos.run.history import Operation, Outcome
 
 __all__ = [
     "CheckResult",

@@ -21,8 +21,8 @@ import psycopg
 from psycopg import sql
 
 from chaos.errors import ChaosError, ProcessError
-from chaos.processes import as_unprivileged, process_tree, run_checked
-from chaos.waiting import free_port, wait_for
+from chaos.infra.processes import as_unprivileged, process_tree, run_checked
+from chaos.infra.waiting import free_port, wait_for
 
 __all__ = [
     "Backend",

@@ -1,0 +1,1 @@
+"""Checks: answers during a fault, history invariants and leak probes."""

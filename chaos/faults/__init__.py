@@ -1,0 +1,1 @@
+"""Faults: network toxics, database and process faults, each with an undo."""

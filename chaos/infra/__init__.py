@@ -1,0 +1,1 @@
+"""What the toolkit starts and talks to: Toxiproxy, PostgreSQL, processes, the service, stacks."""

@@ -1,0 +1,1 @@
+"""Reports of a run: JSON journal, JUnit XML, HTML with timelines."""

@@ -1,0 +1,1 @@
+"""Running scenarios: the engine, the workload driver and the history it records."""

@@ -1,0 +1,1 @@
+"""Scenarios as data: the model, the file loader and the built-in catalogue."""

@@ -1,0 +1,1 @@
+"""Targets: everything that knows one service under test."""
