@@ -276,11 +276,6 @@ class PostgresAdmin:
         """pg_terminate_backend on one backend."""
         return bool(self.scalar("SELECT pg_terminate_backend(%s)", (pid,)))
 
-    def terminate_app_backends(self, *, state: str | None = None) -> int:
-        """Terminate the service's backends (only those in `state` when given)."""
-        pids = [b.pid for b in self.backends() if state is None or b.state == state]
-        return sum(self.terminate(pid) for pid in pids)
-
     def wait_for_backend(
         self,
         *,
@@ -311,7 +306,7 @@ class PostgresAdmin:
     @contextmanager
     def hold_row_lock(self, table: str, key_column: str, key: object) -> Iterator[None]:
         """Hold `SELECT ... FOR UPDATE` on one row in an open transaction until exit."""
-        with self._lock_connection() as conn, conn.transaction():
+        with self.lock_connection() as conn, conn.transaction():
             conn.execute(
                 sql.SQL("SELECT 1 FROM {} WHERE {} = %s FOR UPDATE").format(
                     sql.Identifier(table), sql.Identifier(key_column)
@@ -321,26 +316,8 @@ class PostgresAdmin:
             yield
 
     @contextmanager
-    def hold_claim(self, user_id: str, coupon_name: str) -> Iterator[None]:
-        """Insert a claim in an open transaction and hold it, then roll back.
-
-        A service claim of the same (user, coupon) decrements the stock, then waits on
-        the unique index for this transaction: a write already made, then a lock wait.
-        """
-        with self._lock_connection() as conn:
-            conn.execute("BEGIN")
-            try:
-                conn.execute(
-                    "INSERT INTO claims (user_id, coupon_name) VALUES (%s, %s)",
-                    (user_id, coupon_name),
-                )
-                yield
-            finally:
-                if not conn.closed:
-                    conn.execute("ROLLBACK")
-
-    @contextmanager
-    def _lock_connection(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    def lock_connection(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+        """A connection of its own (autocommit), for holding locks; closed on exit."""
         conn = psycopg.connect(
             self.url, autocommit=True, application_name="chaos-lock-holder", connect_timeout=5
         )

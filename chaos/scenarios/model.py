@@ -1,11 +1,12 @@
 """Scenarios as data: a fault, a workload, the answers expected, and bounds derived from
 the service's own limits.
 
-Adding a scenario is a declaration (see chaos/catalogue.py)::
+Scenarios are usually declared in files (chaos.scenarios.loader; the built-in catalogue
+is chaos/scenarios/catalogue.yaml); in Python the same declaration reads::
 
     Scenario(
         name="latency-above-deadline",
-        description="Every answer delayed past the deadline: 504 at the deadline, never a hang.",
+        description="Every answer delayed past the deadline: 504 at the deadline.",
         fault=NetworkToxic(Latency(latency_ms=2500)),
         expect=Expect(during={503, 504}, must_see={504}, latency={504: DEADLINE}),
     )
@@ -17,18 +18,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from chaos.checks.probes import Limits
 from chaos.errors import ScenarioError
+from chaos.scenarios.bounds import SLACK, Bound
 
 if TYPE_CHECKING:
-    from chaos.faults.builtin import Fault
+    from chaos.faults.base import Fault
 
 __all__ = [
     "ACQUIRE",
     "DEADLINE",
+    "EVIDENCE_KINDS",
     "HEALTH",
     "RECOVERY_BOUND",
-    "SETTLE_BOUND",
     "SLACK",
     "Bound",
     "Expect",
@@ -36,66 +37,54 @@ __all__ = [
     "Workload",
 ]
 
-SLACK = 0.5
-"""Seconds allowed on top of a configured bound: HTTP, event loop, a loaded 2-core box."""
-
 RECOVERY_BOUND = 2.0
-"""Seconds from a fault's removal to the first successful claim (DESIGN section 4)."""
+"""Seconds from a fault's removal to the first successful request (DESIGN section 4)."""
 
-SETTLE_BOUND = 20.0
-"""Seconds the leak probes wait for the baseline. Abandoned work's cleanup is bounded by
-psycopg's cancel (5 s) plus its drain (5 s) after the deadline; twice that, rounded up."""
+ACQUIRE = Bound("acquire_timeout + slack")
+DEADLINE = Bound("request_deadline + slack")
+HEALTH = Bound("health_timeout + slack")
 
+EVIDENCE_KINDS = frozenset({"answers", "latency", "connections-lost", "connect-errors", "fault"})
+"""What may prove that a fault acted (the `fault-observed` check):
 
-@dataclass(frozen=True, slots=True)
-class Bound:
-    """An upper bound on latency: one of the service's limits, plus SLACK."""
-
-    limit: str
-    extra: float = 0.0
-
-    def seconds(self, limits: Limits) -> float:
-        """The bound for a service with these limits."""
-        try:
-            base = float(getattr(limits, self.limit))
-        except AttributeError as exc:
-            raise ScenarioError(f"no service limit named {self.limit!r}") from exc
-        return base + self.extra + SLACK
-
-    def __str__(self) -> str:
-        extra = f" + {self.extra:g} s" if self.extra else ""
-        return f"{self.limit}{extra} + {SLACK:g} s slack"
-
-
-ACQUIRE = Bound("acquire_timeout")
-DEADLINE = Bound("request_deadline")
-HEALTH = Bound("health_timeout")
+- answers: an answer other than 200 to a request the fault touched;
+- latency: the median latency of 200s during the fault above the warm-up's 95th percentile;
+- connections-lost: the pool's connections_lost, returns_bad or checks_failed rose;
+- connect-errors: the pool's connection attempts failed (connections_errors rose);
+- fault: the fault reported acting itself (backends it terminated, locks it held).
+"""
 
 
 @dataclass(frozen=True, slots=True)
 class Workload:
-    """Claim traffic: `concurrency` clients, each claim by a new user, over `coupons`."""
+    """Traffic: `concurrency` clients, each request by a new user, over `keys` keys (coupons)
+    of `stock` each; `warmup` successes before the fault."""
 
     concurrency: int = 8
-    coupons: int = 2
+    keys: int = 2
     stock: int = 1_000_000
-    warmup_claims: int = 20
+    warmup: int = 20
 
     def __post_init__(self) -> None:
-        if self.concurrency < 1 or self.coupons < 1 or self.stock < 1:
-            raise ScenarioError(f"workload needs positive numbers, got {self}")
+        for name in ("concurrency", "keys", "stock", "warmup"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ScenarioError(f"workload.{name}: expected a positive integer, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
 class Expect:
     """What clients must see while the fault is on.
 
-    `during`: every status allowed for claims overlapping the fault window.
+    `during`: every status allowed for requests overlapping the fault window.
     `must_see`: statuses that must appear at least once in that window.
-    `latency`: per-status latency bounds (every claim is also bounded by the deadline).
+    `latency`: per-status latency bounds (every request is also bounded by the deadline).
     `health`: the status /health must answer during the fault (within HEALTH).
-    `timed_out_claims_absent`: 504 claims must have left no claim (the statement was
+    `timed_out_claims_absent`: 504 answers must have left nothing (the statement was
     cancelled and rolled back on the server).
+    `observed`: the evidence kinds (EVIDENCE_KINDS) that prove this fault acted; any one
+    suffices. Name only what the fault alone causes: a fault that also churns
+    connections cannot count lost connections as its own evidence.
     """
 
     during: frozenset[int]
@@ -103,6 +92,7 @@ class Expect:
     latency: Mapping[int, Bound] = field(default_factory=dict)
     health: int | None = None
     timed_out_claims_absent: bool = False
+    observed: frozenset[str] = EVIDENCE_KINDS
 
     def __init__(
         self,
@@ -112,14 +102,25 @@ class Expect:
         latency: Mapping[int, Bound] | None = None,
         health: int | None = None,
         timed_out_claims_absent: bool = False,
+        observed: set[str] | frozenset[str] = EVIDENCE_KINDS,
     ) -> None:
         object.__setattr__(self, "during", frozenset(during))
         object.__setattr__(self, "must_see", frozenset(must_see))
         object.__setattr__(self, "latency", dict(latency or {}))
         object.__setattr__(self, "health", health)
         object.__setattr__(self, "timed_out_claims_absent", timed_out_claims_absent)
+        object.__setattr__(self, "observed", frozenset(observed))
+        if not self.during:
+            raise ScenarioError("expect.during: expected at least one status")
         if not self.must_see <= self.during:
-            raise ScenarioError(f"must_see {set(self.must_see)} not within {set(self.during)}")
+            raise ScenarioError(
+                f"expect.must_see: {sorted(self.must_see)} not within during {sorted(self.during)}"
+            )
+        if not self.observed or not self.observed <= EVIDENCE_KINDS:
+            raise ScenarioError(
+                f"expect.observed: {sorted(self.observed)}; expected a non-empty subset of "
+                f"{sorted(EVIDENCE_KINDS)}"
+            )
 
 
 @dataclass(frozen=True, slots=True)

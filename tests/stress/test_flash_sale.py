@@ -12,7 +12,7 @@ import pytest
 from chaos.infra.postgres import PostgresAdmin
 from chaos.infra.service import ServiceProcess
 from chaos.infra.waiting import wait_for
-from chaos.run.workload import run_claims
+from chaos.targets.coupons import run_claims
 from tests.helpers import claims_of, metric, remaining_of
 
 pytestmark = pytest.mark.stress
