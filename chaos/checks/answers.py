@@ -48,15 +48,20 @@ def evidence(r: ScenarioResult) -> dict[str, str]:
             f"{statistics.median(hot) * 1000:.1f} ms, above the warm-up's 95th percentile "
             f"{warm_p95 * 1000:.1f} ms"
         )
+    slow = [op.latency for op in touched if op.status is not None and op.status != 200]
+    if slow and warm_p95 is not None and min(slow) > 2 * warm_p95:
+        found["slow-failures"] = (
+            f"the fastest of {len(slow)} answers other than 200 took {min(slow) * 1000:.1f} "
+            f"ms, above twice the warm-up's 95th percentile {warm_p95 * 1000:.1f} ms"
+        )
     if r.baseline and r.after:
         b, a = r.baseline, r.after
-        lost = (a.connections_lost + a.returns_bad + a.checks_failed) - (
-            b.connections_lost + b.returns_bad + b.checks_failed
-        )
+        lost = (a.connections_lost + a.returns_bad) - (b.connections_lost + b.returns_bad)
         if lost > 0:
-            found["connections-lost"] = (
-                f"pool connections lost, returned bad or failing their check: +{lost}"
-            )
+            found["connections-lost"] = f"pool connections broken in use: +{lost}"
+        dead = a.checks_failed - b.checks_failed
+        if dead > 0:
+            found["checks-failed"] = f"pool connections found dead before use: +{dead}"
         errors = a.connection_errors - b.connection_errors
         if errors > 0:
             found["connect-errors"] = f"pool connection attempts failed: +{errors}"

@@ -44,12 +44,27 @@ ACQUIRE = Bound("acquire_timeout + slack")
 DEADLINE = Bound("request_deadline + slack")
 HEALTH = Bound("health_timeout + slack")
 
-EVIDENCE_KINDS = frozenset({"answers", "latency", "connections-lost", "connect-errors", "fault"})
+EVIDENCE_KINDS = frozenset(
+    {
+        "answers",
+        "latency",
+        "slow-failures",
+        "connections-lost",
+        "checks-failed",
+        "connect-errors",
+        "fault",
+    }
+)
 """What may prove that a fault acted (the `fault-observed` check):
 
 - answers: an answer other than 200 to a request the fault touched;
 - latency: the median latency of 200s during the fault above the warm-up's 95th percentile;
-- connections-lost: the pool's connections_lost, returns_bad or checks_failed rose;
+- slow-failures: every other answer the fault touched slower than twice that percentile
+  (a request that finds its connection dead fails as fast as a success; one that waits
+  on a close the network holds back fails late);
+- connections-lost: connections broke while in use (the pool's connections_lost or
+  returns_bad rose);
+- checks-failed: connections were found dead by the check before use (checks_failed);
 - connect-errors: the pool's connection attempts failed (connections_errors rose);
 - fault: the fault reported acting itself (backends it terminated, locks it held).
 """

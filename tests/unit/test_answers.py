@@ -158,3 +158,12 @@ def test_the_fault_reports_its_own_evidence() -> None:
     assert not fault_observed(r).passed
     r.evidence = ["4 idle backends terminated"]
     assert "4 idle backends terminated" in fault_observed(r).detail
+
+
+def test_slow_failures_need_every_failure_to_be_slow() -> None:
+    warm = [op(f"w{i}", 200, 0.1 + i * 0.01, 0.11 + i * 0.01) for i in range(20)]
+    late = [op("x", 503, 1.2, 1.75), op("y", 503, 1.5, 2.05)]
+    r = result(warm + late, Expect(during={200, 503}, observed={"slow-failures"}))
+    assert fault_observed(r).passed
+    fast = op("z", 503, 1.6, 1.62)  # one failure as fast as a success: not the toxic's doing
+    assert not fault_observed(result([*warm, *late, fast], r.scenario.expect)).passed
