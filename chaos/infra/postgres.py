@@ -163,11 +163,6 @@ class PostgresCluster:
         """Start the server again on the same port and data."""
         self._start_server()
 
-    def restart(self, *, mode: str = "immediate") -> None:
-        """Stop (by default like a crash) and start again."""
-        self.stop_server(mode=mode)
-        self.start_server()
-
     def pause(self) -> None:
         """Freeze the server: SIGSTOP to the postmaster and every backend."""
         for proc in self._server_processes():

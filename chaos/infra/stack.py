@@ -108,10 +108,6 @@ class Stack(ABC):
         """Tear down what `start` started. Idempotent."""
 
     @abstractmethod
-    def restart_database(self) -> None:
-        """Stop PostgreSQL like a crash and start it again (same address, same data)."""
-
-    @abstractmethod
     def stop_database(self) -> None:
         """Stop PostgreSQL, keeping its data."""
 
@@ -227,9 +223,6 @@ class LocalStack(Stack):
             raise ChaosError("stack not started")
         return self.cluster
 
-    def restart_database(self) -> None:
-        self._cluster().restart(mode="immediate")
-
     def stop_database(self) -> None:
         self._cluster().stop_server(mode="immediate")
 
@@ -241,14 +234,6 @@ class LocalStack(Stack):
 
     def resume_database(self) -> None:
         self._cluster().resume()
-
-    def pids(self) -> dict[str, int | None]:
-        """Pids of the stack's processes (for leak checks of the stack itself)."""
-        return {
-            "postgres": self.cluster.postmaster_pid() if self.cluster else None,
-            "toxiproxy": self.toxiproxy_process.pid if self.toxiproxy_process else None,
-            "service": self.service.pid if self.service else None,
-        }
 
 
 class ExternalStack(Stack):
@@ -307,10 +292,6 @@ class ExternalStack(Stack):
                 return True
 
         wait_for(accepts, timeout=60.0, what="compose postgres accepting connections")
-
-    def restart_database(self) -> None:
-        self._container().restart(timeout=0)
-        self._wait_for_database()
 
     def stop_database(self) -> None:
         self._container().kill()
