@@ -22,6 +22,12 @@ from psycopg import sql
 
 from chaos.errors import ChaosError, ProcessError
 from chaos.infra.processes import as_unprivileged, process_tree, run_checked
+from chaos.infra.timing import (
+    ADMIN_CONNECT_TIMEOUT,
+    INITDB_TIMEOUT,
+    START_TIMEOUT,
+    STOP_TIMEOUT,
+)
 from chaos.infra.waiting import free_port, wait_for
 
 __all__ = [
@@ -60,7 +66,7 @@ class PostgresCluster:
         dbname: str = "coupons",
         bindir: Path | None = None,
         max_connections: int = 200,
-        start_timeout: float = 30.0,
+        start_timeout: float = START_TIMEOUT,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
@@ -105,7 +111,7 @@ class PostgresCluster:
                         "--no-sync",
                     ]
                 ),
-                timeout=120,
+                timeout=INITDB_TIMEOUT,
                 what="initdb",
             )
             self._start_server()
@@ -157,7 +163,8 @@ class PostgresCluster:
         if self.postmaster_pid() is None:
             return
         self.resume()  # a frozen server cannot shut down
-        self._pg_ctl("stop", "-w", "-m", mode, "-t", "30", timeout=40)
+        wait = int(START_TIMEOUT)
+        self._pg_ctl("stop", "-w", "-m", mode, "-t", str(wait), timeout=wait + STOP_TIMEOUT)
 
     def start_server(self) -> None:
         """Start the server again on the same port and data."""
@@ -219,7 +226,10 @@ class PostgresAdmin:
         if self._conn is None or self._conn.closed or self._conn.broken:
             try:
                 self._conn = psycopg.connect(
-                    self.url, autocommit=True, application_name="chaos-admin", connect_timeout=5
+                    self.url,
+                    autocommit=True,
+                    application_name="chaos-admin",
+                    connect_timeout=ADMIN_CONNECT_TIMEOUT,
                 )
             except psycopg.OperationalError as exc:
                 raise ChaosError(f"admin connection to the database failed: {exc}") from exc
@@ -314,7 +324,10 @@ class PostgresAdmin:
     def lock_connection(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
         """A connection of its own (autocommit), for holding locks; closed on exit."""
         conn = psycopg.connect(
-            self.url, autocommit=True, application_name="chaos-lock-holder", connect_timeout=5
+            self.url,
+            autocommit=True,
+            application_name="chaos-lock-holder",
+            connect_timeout=ADMIN_CONNECT_TIMEOUT,
         )
         try:
             yield conn

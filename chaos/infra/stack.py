@@ -26,6 +26,7 @@ from chaos.errors import ChaosError, ProcessError
 from chaos.infra.postgres import PostgresCluster
 from chaos.infra.processes import ManagedProcess
 from chaos.infra.service import ServiceProcess
+from chaos.infra.timing import ADMIN_CONNECT_TIMEOUT, EXTERNAL_START_TIMEOUT, START_TIMEOUT
 from chaos.infra.toxiproxy import ToxiproxyClient, wait_until_ready
 from chaos.infra.waiting import free_port, wait_for
 
@@ -174,7 +175,7 @@ class LocalStack(Stack):
             )
             self.toxiproxy_process.start()
             toxiproxy_url = f"http://127.0.0.1:{api_port}"
-            wait_until_ready(toxiproxy_url, timeout=15.0)
+            wait_until_ready(toxiproxy_url, timeout=START_TIMEOUT)
             proxy_port = free_port()
             with ToxiproxyClient(toxiproxy_url) as client:
                 client.create_proxy(
@@ -255,7 +256,7 @@ class ExternalStack(Stack):
         self.compose_service = compose_service
 
     def start(self) -> None:
-        wait_until_ready(self.endpoints.toxiproxy_url, timeout=30.0)
+        wait_until_ready(self.endpoints.toxiproxy_url, timeout=EXTERNAL_START_TIMEOUT)
         with self.toxiproxy() as client:
             client.get_proxy(PROXY_NAME)
 
@@ -288,10 +289,14 @@ class ExternalStack(Stack):
 
     def _wait_for_database(self) -> None:
         def accepts() -> bool:
-            with psycopg.connect(self.endpoints.database_url, connect_timeout=2):
+            with psycopg.connect(
+                self.endpoints.database_url, connect_timeout=ADMIN_CONNECT_TIMEOUT
+            ):
                 return True
 
-        wait_for(accepts, timeout=60.0, what="compose postgres accepting connections")
+        wait_for(
+            accepts, timeout=EXTERNAL_START_TIMEOUT, what="compose postgres accepting connections"
+        )
 
     def stop_database(self) -> None:
         self._container().kill()

@@ -24,6 +24,7 @@ from chaos.run.history import Operation, Outcome
 from chaos.run.workload import run_operations
 
 __all__ = [
+    "CLIENT_TIMEOUT",
     "COUPONS",
     "ClaimRequest",
     "CouponState",
@@ -36,6 +37,11 @@ __all__ = [
     "read_state",
     "run_claims",
 ]
+
+CLIENT_TIMEOUT = 30.0
+"""A client's patience in `run_claims` when the caller names none (stress tests, outside
+scenario runs, which derive theirs from the limits): far above any deadline the service
+is configured with, so that a hang shows as a client timeout rather than a wait."""
 
 ClaimRequest = tuple[str, str]
 """(user_id, coupon_name)."""
@@ -78,7 +84,7 @@ async def run_claims(
     requests: Sequence[ClaimRequest],
     *,
     concurrency: int | None = None,
-    client_timeout: float = 30.0,
+    client_timeout: float = CLIENT_TIMEOUT,
     clock_zero: float = 0.0,
 ) -> list[Operation]:
     """Send every claim, at most `concurrency` at once (all at once by default)."""
