@@ -257,6 +257,7 @@ def _scenario_test(parent: pytest.File, scenario: Scenario) -> pytest.Function:
     return pytest.Function.from_parent(parent, name=scenario.name, callobj=test)
 
 
+@pytest.hookimpl(tryfirst=True)  # before -k / -m deselect, so they apply to scenario tests
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:

@@ -164,6 +164,10 @@ def test_scenario_files_become_chaos_tests(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*mine.yaml::file-latency*"])
     result = pytester.runpytest("--chaos-scenarios", str(path), "-rs", "-p", "no:cacheprovider")
     result.assert_outcomes(skipped=1)  # it uses the stack: CI-only like the others
+    result = pytester.runpytest(
+        "--chaos-scenarios", str(path), "-k", "not latency", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(deselected=1)
 
 
 def test_scenario_files_from_the_ini_file(pytester: pytest.Pytester) -> None:
