@@ -189,7 +189,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_CONFIG_KEY] = cfg
     scenarios: list[tuple[Path, Scenario]] = []
     for raw in cfg.scenario_paths:
-        path = Path(raw)
+        path = Path(raw).resolve()
         try:
             found = load_scenarios([path])
         except ChaosError as exc:
@@ -265,7 +265,7 @@ def pytest_collection_modifyitems(
     for path, _ in config.stash[_SCENARIOS_KEY]:
         if path not in seen:
             seen.add(path)
-            items.extend(_ScenarioFile.from_parent(session, path=path.resolve()).collect())
+            items.extend(_ScenarioFile.from_parent(session, path=path).collect())
     enabled = config.stash[_CONFIG_KEY].enabled
     skip = pytest.mark.skip(reason=SKIP_REASON)
     for item in items:

@@ -170,6 +170,24 @@ def test_scenario_files_become_chaos_tests(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(deselected=1)
 
 
+def test_scenario_files_by_relative_path_outside_the_rootdir(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", mine=SCENARIO_FILE)
+    project = pytester.mkdir("project")
+    (project / "test_plain.py").write_text("def test_plain():\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "--chaos-scenarios",
+        "mine.yaml",
+        "--collect-only",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(project),
+        str(project),
+    )
+    result.stdout.fnmatch_lines(["*test_plain*", "*mine.yaml::file-latency*"])
+
+
 def test_scenario_files_from_the_ini_file(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", mine=SCENARIO_FILE)
     pytester.makeini("[pytest]\nchaos_scenarios = mine.yaml\n")
