@@ -49,7 +49,7 @@ from chaos.infra.postgres import PostgresAdmin
 from chaos.infra.stack import ExternalStack, LocalStack, Stack, StackEndpoints
 from chaos.infra.toxiproxy import ToxiproxyClient
 from chaos.run.result import ScenarioResult
-from chaos.scenarios.loader import load_scenarios
+from chaos.scenarios.loader import ScenarioFileError, load_scenarios, scenario_files
 from chaos.scenarios.model import Scenario
 from chaos.targets.base import Target
 from chaos.targets.coupons import COUPONS
@@ -187,19 +187,16 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     cfg = ChaosConfig.from_pytest(config)
     config.stash[_CONFIG_KEY] = cfg
-    scenarios: list[tuple[Path, Scenario]] = []
-    for raw in cfg.scenario_paths:
-        path = Path(raw).resolve()
-        try:
-            found = load_scenarios([path])
-        except ChaosError as exc:
-            raise pytest.UsageError(str(exc)) from exc
-        scenarios += [(path, s) for s in found]
-    names = [s.name for _, s in scenarios]
-    if len(names) != len(set(names)):
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        raise pytest.UsageError(f"scenario names declared more than once: {', '.join(dupes)}")
-    config.stash[_SCENARIOS_KEY] = scenarios
+    # Every file is checked before any test runs, and every problem of every file is
+    # reported at once (the loader does the same for a list of files).
+    paths = [Path(raw).resolve() for raw in cfg.scenario_paths]
+    try:
+        load_scenarios(paths)
+    except ScenarioFileError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    config.stash[_SCENARIOS_KEY] = [
+        (path, s) for path in scenario_files(paths) for s in load_scenarios([path])
+    ]
 
 
 def _uses_plugin_stack(item: pytest.Item) -> bool:

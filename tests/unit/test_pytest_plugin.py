@@ -188,6 +188,16 @@ def test_scenario_files_by_relative_path_outside_the_rootdir(pytester: pytest.Py
     result.stdout.fnmatch_lines(["*test_plain*", "*mine.yaml::file-latency*"])
 
 
+def test_a_directory_of_scenario_files(pytester: pytest.Pytester) -> None:
+    folder = pytester.mkdir("scenarios")
+    (folder / "a.yaml").write_text(SCENARIO_FILE)
+    (folder / "b.yaml").write_text(SCENARIO_FILE.replace("file-latency", "other"))
+    result = pytester.runpytest(
+        "--chaos-scenarios", str(folder), "--collect-only", "-q", "-p", "no:cacheprovider"
+    )
+    result.stdout.fnmatch_lines(["*a.yaml::file-latency*", "*b.yaml::other*"])
+
+
 def test_scenario_files_from_the_ini_file(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", mine=SCENARIO_FILE)
     pytester.makeini("[pytest]\nchaos_scenarios = mine.yaml\n")
@@ -207,11 +217,19 @@ def test_an_invalid_scenario_file_stops_the_session(pytester: pytest.Pytester) -
             expect: {during: [200], latency: {200: request_deadlin + slack}}
         """,
     )
+    worse = pytester.makefile(".yaml", worse="scenarios:\n  - name: x\n")
     pytester.makepyfile("def test_plain():\n    pass\n")
     result = pytester.runpytest(
-        "--chaos-scenarios", str(good), "--chaos-scenarios", str(bad), "-p", "no:cacheprovider"
+        *("--chaos-scenarios", str(good)),
+        *("--chaos-scenarios", str(bad)),
+        *("--chaos-scenarios", str(worse)),
+        "-p",
+        "no:cacheprovider",
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["*bad.yaml: scenario 'broken' (#1): expect.latency.200: *unknown name 'request_deadlin'*"]
+        [
+            "*bad.yaml: scenario 'broken' (#1): expect.latency.200: *unknown name 'request_deadl*",
+            "*worse.yaml: scenario 'x' (#1): description: expected a non-empty string*",
+        ]
     )
