@@ -83,11 +83,11 @@ from bench.stack import (
 )
 from bench.wrk import run_wrk
 from chaos.errors import WaitTimeout
-from chaos.postgres import PostgresCluster
-from chaos.service import ServiceProcess
-from chaos.stack import find_toxiproxy_server
-from chaos.toxiproxy import Latency, ToxiproxyClient
-from chaos.waiting import wait_for
+from chaos.infra.postgres import PostgresCluster
+from chaos.infra.service import ServiceProcess
+from chaos.infra.stack import find_toxiproxy_server
+from chaos.infra.toxiproxy import Latency, ToxiproxyClient
+from chaos.infra.waiting import wait_for
 
 __all__ = ["build_parser", "main"]
 

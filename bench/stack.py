@@ -20,11 +20,11 @@ import psycopg
 
 from app.repository import _CLAIM_SQL
 from bench.common import HUGE_STOCK, CpuMeter, percentile, process_tree
-from chaos.postgres import PostgresAdmin, PostgresCluster
-from chaos.processes import ManagedProcess, as_unprivileged
-from chaos.stack import PROXY_NAME, find_toxiproxy_server
-from chaos.toxiproxy import ToxiproxyClient, wait_until_ready
-from chaos.waiting import free_port
+from chaos.infra.postgres import PostgresAdmin, PostgresCluster
+from chaos.infra.processes import ManagedProcess, as_unprivileged
+from chaos.infra.stack import PROXY_NAME, find_toxiproxy_server
+from chaos.infra.toxiproxy import ToxiproxyClient, wait_until_ready
+from chaos.infra.waiting import free_port
 
 __all__ = [
     "CouponState",

@@ -19,9 +19,9 @@ from app import repository
 from app.db import Conn, Database, WorkState
 from app.errors import TimedOut
 from app.settings import Settings
-from chaos.postgres import PostgresAdmin
-from chaos.scenario import SLACK
-from chaos.stack import CHAOS_SERVICE_SETTINGS, Stack
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.stack import CHAOS_SERVICE_SETTINGS, Stack
+from chaos.scenarios.model import SLACK
 
 pytestmark = pytest.mark.chaos
 
