@@ -53,6 +53,10 @@ _REFUSAL_LOG_INTERVAL = 10.0
 _IDLE, _HEAD, _BODY = 0, 1, 2
 
 
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback to stop parsing a head over the limit."""
+
+
 @dataclass(frozen=True, slots=True)
 class HttpLimits:
     """Deadlines (seconds) and sizes that bound what one client connection can hold."""
@@ -117,6 +121,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.timeout_keep_alive = self.limits.idle_timeout  # type: ignore[assignment]
         self._phase = _IDLE
         self._head_bytes = 0
+        self._read_bytes = 0
+        self._head_too_large = False
         self._deadline: asyncio.TimerHandle | None = None
 
     # Connection
@@ -141,6 +147,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
             return
+        self._read_bytes = len(data)
         super().data_received(data)
         if self.transport.is_closing():
             return
@@ -171,8 +178,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         if self._deadline is not None:
             self._cancel_deadline()
+        # A head that ends in this read may have come whole in one large read, where
+        # data_received never saw it unfinished. The parsed size is only worked out
+        # when the reads were large enough to hold a head over the limit.
+        limit = self.limits.max_header_bytes
+        if self._head_bytes + self._read_bytes > limit and self._parsed_head_size() > limit:
+            self._head_too_large = True
+            raise _HeadTooLarge  # stops the parser; uvicorn answers via send_400_response
         self._phase = _BODY
         super().on_headers_complete()
+
+    def _parsed_head_size(self) -> int:
+        """The head's size from its parsed parts (request line and header lines)."""
+        # "METHOD " + url + " HTTP/1.1\r\n" is at most 20 bytes besides the url; each
+        # header line adds ": " and "\r\n" to its name and value.
+        return 20 + len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
 
     def on_message_complete(self) -> None:
         if self._deadline is not None:
@@ -182,7 +202,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's own answer to unparsable HTTP is text/plain without a request id.
-        self._answer_and_close(400, "invalid request")
+        if self._head_too_large:
+            self._answer_and_close(431, "request header fields too large")
+        else:
+            self._answer_and_close(400, "invalid request")
 
     # Deadlines
 
