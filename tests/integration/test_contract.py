@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chaos.postgres import PostgresAdmin
+from chaos.infra.postgres import PostgresAdmin
 from tests.helpers import claims_of, remaining_of
 
 LONG = "n" * 256
