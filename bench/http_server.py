@@ -60,10 +60,10 @@ from bench.common import (
     process_tree,
     write_json,
 )
-from chaos.postgres import PostgresCluster
-from chaos.processes import ManagedProcess
-from chaos.service import ServiceProcess
-from chaos.waiting import wait_for
+from chaos.infra.postgres import PostgresCluster
+from chaos.infra.processes import ManagedProcess
+from chaos.infra.service import ServiceProcess
+from chaos.infra.waiting import wait_for
 
 __all__ = ["main"]
 

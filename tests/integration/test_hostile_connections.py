@@ -20,9 +20,9 @@ import httpx
 import psutil
 import pytest
 
-from chaos.postgres import PostgresAdmin
-from chaos.service import ServiceProcess
-from chaos.waiting import wait_for
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.service import ServiceProcess
+from chaos.infra.waiting import wait_for
 from tests.conftest import SERVICE_SETTINGS
 from tests.helpers import claims_of, metric, remaining_of
 

@@ -8,10 +8,10 @@ import socket
 import httpx
 import pytest
 
-from chaos.postgres import PostgresAdmin
-from chaos.probes import read_metrics
-from chaos.service import ServiceProcess
-from chaos.waiting import wait_for
+from chaos.checks.probes import read_metrics
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.service import ServiceProcess
+from chaos.infra.waiting import wait_for
 from tests.helpers import claims_of, remaining_of
 
 #: How long the service may take to notice a client that went away.

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from chaos.postgres import PostgresAdmin
-from chaos.service import ServiceProcess
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.service import ServiceProcess
 
 #: Every status each operation can answer, from the contract.
 CONTRACT_STATUSES = {

@@ -27,8 +27,8 @@ from schemathesis.checks import (
 from schemathesis.config import SchemathesisConfig
 from schemathesis.schemas import BaseSchema
 
-from chaos.postgres import PostgresAdmin
-from chaos.service import ServiceProcess
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.service import ServiceProcess
 
 #: Fuzzing examples per operation, per generation mode: bounds the run to about a minute
 #: on a 2-core box (the coverage and examples phases add their own, fixed, cases).

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from chaos.waiting import free_port
+from chaos.infra.waiting import free_port
 
 #: Start-up timeout of the service in this test; the run must end soon after it.
 STARTUP_TIMEOUT = 2.0

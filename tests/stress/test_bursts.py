@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from chaos.postgres import PostgresAdmin
-from chaos.probes import Limits, read_metrics
-from chaos.service import ServiceProcess
-from chaos.waiting import wait_for
+from chaos.checks.probes import Limits, read_metrics
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.service import ServiceProcess
+from chaos.infra.waiting import wait_for
 from tests.burst import raise_fd_limit, run_burst, run_closed_loop
 from tests.helpers import claims_of, remaining_of
 
