@@ -8,9 +8,9 @@ likes. `GuardedHttpToolsProtocol` adds, per connection:
 - an idle deadline: a connection must start a request within `HTTP_IDLE_TIMEOUT` of
   being accepted or of its previous answer (uvicorn only had the second);
 - a head deadline: the request line and headers must arrive within `HTTP_HEAD_TIMEOUT`
-  of their first byte, else 408 and close;
-- a body deadline: the body must arrive within `HTTP_BODY_TIMEOUT` of the head's end,
-  else the connection is closed (the application sees a disconnect);
+  of the read that began them, else 408 and close;
+- a body deadline: the body must arrive within `HTTP_BODY_TIMEOUT` of the read that
+  ended the head, else the connection is closed (the application sees a disconnect);
 - a head size limit: more than `HTTP_MAX_HEADER_BYTES` before the head ends gets 431
   and close, so the parser never buffers more than the limit plus one read;
 - a connection cap: beyond `HTTP_MAX_CONNECTIONS` open connections a new one is closed
@@ -23,12 +23,12 @@ in one read (every honest request of this API) costs no timer at all.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import resource
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 import uvicorn
@@ -39,7 +39,7 @@ from uvicorn.server import ServerState
 from app.api import create_app
 from app.settings import Settings
 
-__all__ = ["FD_RESERVE", "GuardedHttpToolsProtocol", "HttpLimits", "serve"]
+__all__ = ["FD_RESERVE", "GuardedHttpToolsProtocol", "HttpLimits", "fit_connection_cap", "serve"]
 
 log = logging.getLogger("app.server")
 
@@ -57,7 +57,7 @@ class _HeadTooLarge(Exception):
     """Raised from a parser callback to stop parsing a head over the limit."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class HttpLimits:
     """Deadlines (seconds) and sizes that bound what one client connection can hold."""
 
@@ -249,7 +249,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def _fit_connection_cap(limits: HttpLimits) -> HttpLimits:
+def fit_connection_cap(limits: HttpLimits) -> HttpLimits:
     """Raise the soft file-descriptor limit to hold the cap, or lower the cap to fit.
 
     Beyond the limit accept() fails with EMFILE and asyncio spins on the listener, which
@@ -272,18 +272,12 @@ def _fit_connection_cap(limits: HttpLimits) -> HttpLimits:
         soft,
         cap,
     )
-    return HttpLimits(
-        head_timeout=limits.head_timeout,
-        body_timeout=limits.body_timeout,
-        idle_timeout=limits.idle_timeout,
-        max_header_bytes=limits.max_header_bytes,
-        max_connections=cap,
-    )
+    return dataclasses.replace(limits, max_connections=cap)
 
 
 def serve(settings: Settings) -> bool:
     """Serve until SIGINT/SIGTERM; False when start-up failed."""
-    limits = _fit_connection_cap(HttpLimits.from_settings(settings))
+    limits = fit_connection_cap(HttpLimits.from_settings(settings))
     config = uvicorn.Config(
         create_app(settings),
         host=settings.server_host,
