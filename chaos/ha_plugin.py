@@ -1,0 +1,100 @@
+"""pytest plugin for the HA suite (`pytest11` entry point `chaos_ha`).
+
+- Option `--ha` (CI=true turns it on too): tests marked `ha` run only then, and are
+  skipped otherwise with a reason that says how to run them. Tests that use an HA
+  fixture get the marker automatically.
+- Fixtures: `chaos_ha_stack` (session: etcd, Patroni nodes, Toxiproxy, the service;
+  always torn down), `chaos_ha` (the stack, healed before and after the test: every
+  proxy reset, every node running, one leader and streaming standbys, default Patroni
+  settings), `chaos_ha_toxiproxy` (a client for the stack's Toxiproxy).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from chaos.ha_stack import HaStack, PatroniSettings
+from chaos.toxiproxy import ToxiproxyClient
+
+__all__ = ["HA_SKIP_REASON", "HEAL_TIMEOUT", "heal_cluster"]
+
+HA_SKIP_REASON = (
+    "HA tests are CI-only: run with CI=true or pass --ha "
+    "(they need Debian's etcd-server and build Patroni into .cache/patroni-venv)"
+)
+
+#: How long healing may take: a crashed node restarts, rewinds and catches up, and a
+#: new election may need a leader key to expire (Patroni's ttl) first.
+HEAL_TIMEOUT = 120.0
+
+_HA_FIXTURES = {"chaos_ha_stack", "chaos_ha", "chaos_ha_toxiproxy"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("chaos-ha", "chaos toolkit: HA cluster tests (CI-only)")
+    group.addoption(
+        "--ha",
+        action="store_true",
+        default=False,
+        help="run tests marked ha (also on when CI=true)",
+    )
+
+
+def _enabled(config: pytest.Config) -> bool:
+    return bool(config.getoption("ha")) or os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    enabled = _enabled(config)
+    skip = pytest.mark.skip(reason=HA_SKIP_REASON)
+    for item in items:
+        if _HA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.ha)
+        if item.get_closest_marker("ha") and not enabled:
+            item.add_marker(skip)
+
+
+def heal_cluster(stack: HaStack, *, timeout: float = HEAL_TIMEOUT) -> str:
+    """Every proxy reset, every node running, default settings, a healthy cluster."""
+    with stack.toxiproxy() as client:
+        client.reset()
+    for node in stack.nodes:
+        stack.start_node(node.name)
+    stack.wait_healthy(timeout=timeout)
+    if stack.patroni_settings != PatroniSettings():
+        stack.configure(PatroniSettings(), timeout=timeout)
+    return stack.wait_healthy(timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def chaos_ha_stack() -> Iterator[HaStack]:
+    """The HA stack, started once per session and always torn down."""
+    stack = HaStack()
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def chaos_ha(chaos_ha_stack: HaStack) -> Iterator[HaStack]:
+    """The HA stack, healthy with default settings before the test and healed after it."""
+    heal_cluster(chaos_ha_stack)
+    try:
+        yield chaos_ha_stack
+    finally:
+        heal_cluster(chaos_ha_stack)
+
+
+@pytest.fixture
+def chaos_ha_toxiproxy(chaos_ha_stack: HaStack) -> Iterator[ToxiproxyClient]:
+    """A client for the HA stack's Toxiproxy."""
+    client = chaos_ha_stack.toxiproxy()
+    try:
+        yield client
+    finally:
+        client.close()
