@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
@@ -526,8 +527,11 @@ class HaStack(Stack):
                 what=f"{name}'s postmaster gone",
             )
 
-    def kill_node(self, name: str) -> None:
-        """A power cut: SIGKILL to the node's Patroni and every PostgreSQL process at once."""
+    def kill_node(self, name: str) -> float:
+        """A power cut: SIGKILL to the node's Patroni and every PostgreSQL process at once.
+
+        Returns when the kills were sent (monotonic clock).
+        """
         node = self.node(name)
         victims = [*node.patroni_processes(), *node.postgres_processes()]
         if not victims:
@@ -539,9 +543,11 @@ class HaStack(Stack):
         for proc in victims:
             with suppress(psutil.NoSuchProcess):
                 proc.kill()
+        killed_at = time.monotonic()
         psutil.wait_procs(victims, timeout=10.0)
         if node.process is not None:
             node.process.stop()  # reaps runuser; already dead
+        return killed_at
 
     def node_alive(self, name: str) -> bool:
         """Whether the node's Patroni runs."""
@@ -644,6 +650,23 @@ class HaStack(Stack):
 
         wait_for(applied, timeout=timeout, what="Patroni settings applied", interval=0.2)
         self.wait_healthy(timeout=timeout)
+
+    def wait_replayed(self, *, timeout: float) -> None:
+        """Wait until every standby has replayed the primary's WAL as of now."""
+        leader = self.leader() or self.wait_for_leader(timeout=timeout)
+        with psycopg.connect(self.node(leader).direct_url, autocommit=True) as conn:
+            row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        target = str(row[0]) if row else "0/0"
+        for name in self.standbys():
+
+            def replayed(url: str = self.node(name).direct_url) -> bool:
+                with psycopg.connect(url, autocommit=True, connect_timeout=2) as conn:
+                    done = conn.execute(
+                        "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)
+                    ).fetchone()
+                return bool(done and done[0])
+
+            wait_for(replayed, timeout=timeout, what=f"{name} replayed {target}", interval=0.1)
 
     def primary_setting(self, name: str) -> str:
         """A setting's value on the current primary."""
