@@ -22,6 +22,7 @@ PostgreSQL they leave), Toxiproxy, etcd, the work directory.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -651,6 +652,30 @@ class HaStack(Stack):
         wait_for(applied, timeout=timeout, what="Patroni settings applied", interval=0.2)
         self.wait_healthy(timeout=timeout)
 
+    def leader_optime(self) -> int:
+        """The leader's WAL position as last published in etcd (Patroni's `/status` key).
+
+        A standby judges its lag for `maximum_lag_on_failover` against this value.
+        """
+        key = base64.b64encode(f"/service/{self.scope}/status".encode()).decode()
+        resp = self._http.post(f"{self.etcd_url}/v3/kv/range", json={"key": key})
+        resp.raise_for_status()
+        kvs = resp.json().get("kvs") or []
+        if not kvs:
+            return 0
+        status = json.loads(base64.b64decode(kvs[0]["value"]))
+        return int(status.get("optime", 0))
+
+    def received_lsn(self, name: str) -> int:
+        """How much WAL a standby has received (bytes from 0/0), direct."""
+        with psycopg.connect(
+            self.node(name).direct_url, autocommit=True, connect_timeout=2
+        ) as conn:
+            row = conn.execute(
+                "SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), '0/0')::bigint"
+            ).fetchone()
+        return int(str(row[0])) if row and row[0] is not None else 0
+
     def wait_replayed(self, *, timeout: float) -> None:
         """Wait until every standby has replayed the primary's WAL as of now."""
         leader = self.leader() or self.wait_for_leader(timeout=timeout)
@@ -673,6 +698,27 @@ class HaStack(Stack):
         with psycopg.connect(self.admin_database_url, autocommit=True, connect_timeout=2) as conn:
             row = conn.execute("SELECT current_setting(%s)", (name,)).fetchone()
         return str(row[0]) if row else ""
+
+    def log_offset(self, name: str) -> int:
+        """How much of a node's Patroni log exists now (for `logged_since`)."""
+        node = self.node(name)
+        if node.process is None:
+            return 0
+        with suppress(OSError):
+            return node.process.log_path.stat().st_size
+        return 0
+
+    def logged_since(self, name: str, offset: int, text: str) -> bool:
+        """Whether a node's Patroni logged `text` after `offset`."""
+        node = self.node(name)
+        if node.process is None:
+            return False
+        try:
+            with node.process.log_path.open("rb") as log_file:
+                log_file.seek(offset)
+                return text.encode() in log_file.read()
+        except OSError:
+            return False
 
     def logs_tail(self, lines: int = 15) -> str:
         """The end of every node's Patroni log (for error messages)."""
