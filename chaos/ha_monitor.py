@@ -78,9 +78,13 @@ class RoleMonitor:
                         role = str(client.get(f"{url}/patroni").json().get("role"))
                     except (httpx.HTTPError, ValueError):
                         role = None
-                    with self._lock:
-                        self._samples.append(RoleSample(self.now(), node, role))
+                    self.record(RoleSample(self.now(), node, role))
                 self._stop.wait(self.interval)
+
+    def record(self, sample: RoleSample) -> None:
+        """Keep one sample (the polling thread's, or a test's)."""
+        with self._lock:
+            self._samples.append(sample)
 
     def samples(self) -> list[RoleSample]:
         """A copy of the samples so far, in time order."""
