@@ -6,20 +6,24 @@
 - Fixtures: `chaos_ha_stack` (session: etcd, Patroni nodes, Toxiproxy, the service;
   always torn down), `chaos_ha` (the stack, healed before and after the test: every
   proxy reset, every node running, one leader and streaming standbys, default Patroni
-  settings), `chaos_ha_toxiproxy` (a client for the stack's Toxiproxy).
+  settings), `chaos_ha_toxiproxy` (a client for the stack's Toxiproxy), `chaos_ha_report`
+  (saves a run's JSON record and timeline picture under `<--chaos-report-dir>/ha` when a
+  report directory is given, and prints the verdict).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from chaos.ha_run import HaRun, HaVerdict
 from chaos.ha_stack import HaStack, PatroniSettings
 from chaos.toxiproxy import ToxiproxyClient
 
-__all__ = ["HA_SKIP_REASON", "HEAL_TIMEOUT", "heal_cluster"]
+__all__ = ["HA_SKIP_REASON", "HEAL_TIMEOUT", "SaveReport", "heal_cluster"]
 
 HA_SKIP_REASON = (
     "HA tests are CI-only: run with CI=true or pass --ha "
@@ -30,7 +34,10 @@ HA_SKIP_REASON = (
 #: new election may need a leader key to expire (Patroni's ttl) first.
 HEAL_TIMEOUT = 120.0
 
-_HA_FIXTURES = {"chaos_ha_stack", "chaos_ha", "chaos_ha_toxiproxy"}
+_HA_FIXTURES = {"chaos_ha_stack", "chaos_ha", "chaos_ha_toxiproxy", "chaos_ha_report"}
+
+SaveReport = Callable[[str, HaRun, HaVerdict], None]
+"""Saves one run's report: (scenario name, run, verdict)."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -98,3 +105,21 @@ def chaos_ha_toxiproxy(chaos_ha_stack: HaStack) -> Iterator[ToxiproxyClient]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture
+def chaos_ha_report(pytestconfig: pytest.Config) -> SaveReport:
+    """Print a run's verdict and, with a report directory, save its JSON and picture."""
+    # The chaos plugin owns --chaos-report-dir; CHAOS_REPORT_DIR is its environment twin.
+    directory = pytestconfig.getoption("chaos_report_dir", None) or os.environ.get(
+        "CHAOS_REPORT_DIR"
+    )
+
+    def save(name: str, run: HaRun, verdict: HaVerdict) -> None:
+        print(f"{name}:\n{verdict.summary()}")
+        if directory:
+            from chaos.ha_report import write_ha_report
+
+            write_ha_report(Path(directory) / "ha", name, run, verdict)
+
+    return save

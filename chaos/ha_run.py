@@ -65,7 +65,7 @@ class HaRun:
         self.clock_zero = time.monotonic()
         self.events: dict[str, float] = {}
         self.monitor = RoleMonitor(
-            {n.name: n.api_url for n in stack.nodes}, clock_zero=self.clock_zero
+            {n.name: n.direct_url for n in stack.nodes}, clock_zero=self.clock_zero
         )
         self.workload = LiveWorkload(
             stack.endpoints.service_url,

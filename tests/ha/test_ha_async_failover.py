@@ -20,7 +20,7 @@ from chaos.checkers import CheckResult
 from chaos.errors import ChaosError
 from chaos.ha_faults import crash_primary, heal, partition_replication, restart_node
 from chaos.ha_monitor import PRIMARY
-from chaos.ha_plugin import HEAL_TIMEOUT
+from chaos.ha_plugin import HEAL_TIMEOUT, SaveReport
 from chaos.ha_run import HaRun
 from chaos.ha_stack import HaStack
 from chaos.lost_writes import LostWritePolicy
@@ -49,7 +49,7 @@ REFUSAL_MESSAGE = "My wal position exceeds maximum replication lag"
 
 
 def test_async_failover_after_partition_reports_every_lost_claim(
-    chaos_ha: HaStack, chaos_ha_toxiproxy: ToxiproxyClient
+    chaos_ha: HaStack, chaos_ha_toxiproxy: ToxiproxyClient, chaos_ha_report: SaveReport
 ) -> None:
     stack = chaos_ha
     stack.configure(
@@ -119,13 +119,12 @@ def test_async_failover_after_partition_reports_every_lost_claim(
             f"nodes named: {sorted({str(w.node) for w in verdict.lost_writes.lost})}",
         )
     )
-    print(verdict.summary())
-    print(verdict.lost_writes.as_dict())
+    chaos_ha_report("async-failover-promoted", run, verdict)
     assert verdict.passed, verdict.summary()
 
 
 def test_async_failover_refused_for_lag_loses_nothing(
-    chaos_ha: HaStack, chaos_ha_toxiproxy: ToxiproxyClient
+    chaos_ha: HaStack, chaos_ha_toxiproxy: ToxiproxyClient, chaos_ha_report: SaveReport
 ) -> None:
     stack = chaos_ha
     stack.configure(
@@ -206,5 +205,5 @@ def test_async_failover_refused_for_lag_loses_nothing(
             ),
         ],
     )
-    print(verdict.summary())
+    chaos_ha_report("async-failover-refused", run, verdict)
     assert verdict.passed, verdict.summary()

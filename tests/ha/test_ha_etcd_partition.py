@@ -14,7 +14,7 @@ import pytest
 
 from chaos.checkers import CheckResult
 from chaos.ha_faults import heal, partition_from_etcd
-from chaos.ha_plugin import HEAL_TIMEOUT
+from chaos.ha_plugin import HEAL_TIMEOUT, SaveReport
 from chaos.ha_run import HaRun
 from chaos.ha_stack import HaStack
 from chaos.lost_writes import LostWritePolicy
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.ha
 
 
 def test_primary_cut_off_etcd_demotes_itself_without_split_brain(
-    chaos_ha: HaStack, chaos_ha_toxiproxy: ToxiproxyClient
+    chaos_ha: HaStack, chaos_ha_toxiproxy: ToxiproxyClient, chaos_ha_report: SaveReport
 ) -> None:
     stack = chaos_ha
     settings = stack.patroni_settings
@@ -51,7 +51,7 @@ def test_primary_cut_off_etcd_demotes_itself_without_split_brain(
         t_demoted = run.mark(
             "demotion",
             wait_for(
-                lambda: run.monitor.first_not_primary_since(old, t_partition),
+                lambda: run.monitor.stopped_being_primary(old, t_partition),
                 timeout=demotion_bound,
                 what=f"{old} demoted",
             ),
@@ -105,5 +105,5 @@ def test_primary_cut_off_etcd_demotes_itself_without_split_brain(
             ),
         ],
     )
-    print(verdict.summary())
+    chaos_ha_report("primary-cut-off-etcd", run, verdict)
     assert verdict.passed, verdict.summary()

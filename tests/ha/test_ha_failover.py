@@ -13,7 +13,7 @@ import pytest
 
 from chaos.checkers import CheckResult
 from chaos.ha_faults import crash_primary, restart_node
-from chaos.ha_plugin import HEAL_TIMEOUT
+from chaos.ha_plugin import HEAL_TIMEOUT, SaveReport
 from chaos.ha_run import HaRun
 from chaos.ha_stack import HaStack
 from chaos.lost_writes import LostWritePolicy
@@ -29,7 +29,9 @@ from tests.ha.helpers import (
 pytestmark = pytest.mark.ha
 
 
-def test_failover_in_synchronous_mode_loses_no_acknowledged_claim(chaos_ha: HaStack) -> None:
+def test_failover_in_synchronous_mode_loses_no_acknowledged_claim(
+    chaos_ha: HaStack, chaos_ha_report: SaveReport
+) -> None:
     stack = chaos_ha
     assert stack.patroni_settings.synchronous_mode
     old = stack.leader()
@@ -76,5 +78,5 @@ def test_failover_in_synchronous_mode_loses_no_acknowledged_claim(chaos_ha: HaSt
             statuses_check("503-while-no-writable-primary", unavailable, {"503"}),
         ],
     )
-    print(verdict.summary())
+    chaos_ha_report("failover-synchronous", run, verdict)
     assert verdict.passed, verdict.summary()

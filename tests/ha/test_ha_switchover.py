@@ -11,7 +11,7 @@ import pytest
 
 from chaos.checkers import CheckResult
 from chaos.ha_faults import switchover
-from chaos.ha_plugin import HEAL_TIMEOUT
+from chaos.ha_plugin import HEAL_TIMEOUT, SaveReport
 from chaos.ha_run import HaRun
 from chaos.ha_stack import HaStack
 from chaos.lost_writes import LostWritePolicy
@@ -25,7 +25,7 @@ SWITCH_TIMEOUT = 60.0
 
 
 def test_switchover_under_load_loses_nothing_and_fails_only_during_the_switch(
-    chaos_ha: HaStack,
+    chaos_ha: HaStack, chaos_ha_report: SaveReport
 ) -> None:
     stack = chaos_ha
     old = stack.leader()
@@ -77,5 +77,5 @@ def test_switchover_under_load_loses_nothing_and_fails_only_during_the_switch(
             ),
         ],
     )
-    print(verdict.summary())
+    chaos_ha_report("switchover-under-load", run, verdict)
     assert verdict.passed, verdict.summary()

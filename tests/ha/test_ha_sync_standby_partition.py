@@ -17,7 +17,7 @@ import pytest
 
 from chaos.checkers import CheckResult, read_state
 from chaos.ha_faults import heal, partition_replication
-from chaos.ha_plugin import HEAL_TIMEOUT
+from chaos.ha_plugin import HEAL_TIMEOUT, SaveReport
 from chaos.ha_run import HaRun
 from chaos.ha_stack import HaStack
 from chaos.history import Outcome
@@ -42,7 +42,7 @@ PARTITION_TIMEOUT = 60.0
 
 
 def test_synchronous_standby_partition_blocks_commits_and_loses_nothing(
-    chaos_ha: HaStack, chaos_ha_toxiproxy: ToxiproxyClient
+    chaos_ha: HaStack, chaos_ha_toxiproxy: ToxiproxyClient, chaos_ha_report: SaveReport
 ) -> None:
     stack = chaos_ha
     stack.configure(
@@ -108,5 +108,5 @@ def test_synchronous_standby_partition_blocks_commits_and_loses_nothing(
             ),
         ],
     )
-    print(verdict.summary())
+    chaos_ha_report("synchronous-standby-partitioned", run, verdict)
     assert verdict.passed, verdict.summary()

@@ -86,22 +86,27 @@ def test_patroni_settings_refuse_what_patroni_would_silently_change() -> None:
 
 def test_the_role_timeline_tells_who_was_primary_when() -> None:
     monitor = RoleMonitor({"n1": "http://x", "n2": "http://y"}, clock_zero=0.0)
-    for sample in [
-        RoleSample(0.0, "n1", "primary"),
-        RoleSample(0.0, "n2", "replica"),
-        RoleSample(1.0, "n1", None),
-        RoleSample(5.0, "n2", "primary"),
-        RoleSample(6.0, "n1", "primary"),
-        RoleSample(6.5, "n1", "replica"),
+    for sent, node, role in [
+        (0.0, "n1", "primary"),
+        (0.0, "n2", "replica"),
+        (1.0, "n1", None),
+        (4.0, "n2", "replica"),
+        (5.0, "n2", "primary"),
+        (6.0, "n1", "primary"),
+        (6.5, "n1", "replica"),
     ]:
-        monitor.record(sample)
+        monitor.record(RoleSample(sent, sent + 0.05, node, role))
     assert monitor.primary_at(0.5) == "n1"
     assert monitor.primary_at(2.0) is None
     assert monitor.primary_at(5.5) == "n2"
-    assert monitor.first_not_primary_since("n1", 0.5) == 1.0
-    assert monitor.first_primary_since("n2", 1.0) == 5.0
-    assert monitor.double_primaries() == [(6.0, ["n1", "n2"])]
-    assert [(s.time, s.node) for s in monitor.role_changes()] == [
+    # a demotion counts from the arrival of the first other answer, a promotion from the
+    # sending of the last answer before the first "primary"
+    assert monitor.stopped_being_primary("n1", 0.5) == 1.05
+    assert monitor.became_primary("n2", 1.0) == 4.0
+    assert monitor.became_primary("n2", 4.5) == 4.5
+    assert monitor.became_primary("n1", 6.2) is None
+    assert monitor.double_primaries() == [(6.05, ["n1", "n2"])]
+    assert [(s.sent, s.node) for s in monitor.role_changes()] == [
         (0.0, "n1"),
         (0.0, "n2"),
         (1.0, "n1"),
