@@ -127,6 +127,17 @@ class RoleMonitor:
         primaries = [s.node for s in latest.values() if s.role == PRIMARY]
         return primaries[0] if len(primaries) == 1 else None
 
+    def last_primary_by(self, at: float) -> str | None:
+        """The node most recently seen primary by `at`: the one that committed what was
+        acknowledged then, even if it died before the answer arrived."""
+        found: str | None = None
+        for sample in self.samples():
+            if sample.time > at:
+                break
+            if sample.role == PRIMARY:
+                found = sample.node
+        return found
+
     def became_primary(self, node: str, since: float) -> float | None:
         """Early edge of `node`'s first promotion after `since`: the send time of its last
         answer before the first "primary" one (no write of it can be acknowledged earlier).

@@ -20,19 +20,17 @@ from pathlib import Path
 import pytest
 
 from chaos.ha_run import HaRun, HaVerdict
-from chaos.ha_stack import HaStack, PatroniSettings
+from chaos.ha_scenarios import heal_cluster
+from chaos.ha_stack import HaStack
 from chaos.toxiproxy import ToxiproxyClient
 
-__all__ = ["HA_SKIP_REASON", "HEAL_TIMEOUT", "SaveReport", "heal_cluster"]
+__all__ = ["HA_SKIP_REASON", "SaveReport"]
 
 HA_SKIP_REASON = (
     "HA tests are CI-only: run with CI=true or pass --ha "
     "(they need Debian's etcd-server and build Patroni into .cache/patroni-venv)"
 )
 
-#: How long healing may take: a crashed node restarts, rewinds and catches up, and a
-#: new election may need a leader key to expire (Patroni's ttl) first.
-HEAL_TIMEOUT = 120.0
 
 _HA_FIXTURES = {"chaos_ha_stack", "chaos_ha", "chaos_ha_toxiproxy", "chaos_ha_report"}
 
@@ -62,18 +60,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.ha)
         if item.get_closest_marker("ha") and not enabled:
             item.add_marker(skip)
-
-
-def heal_cluster(stack: HaStack, *, timeout: float = HEAL_TIMEOUT) -> str:
-    """Every proxy reset, every node running, default settings, a healthy cluster."""
-    with stack.toxiproxy() as client:
-        client.reset()
-    for node in stack.nodes:
-        stack.start_node(node.name)
-    stack.wait_healthy(timeout=timeout)
-    if stack.patroni_settings != PatroniSettings():
-        stack.configure(PatroniSettings(), timeout=timeout)
-    return stack.wait_healthy(timeout=timeout)
 
 
 @pytest.fixture(scope="session")

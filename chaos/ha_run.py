@@ -168,7 +168,9 @@ class HaRun:
         """The invariant checks (acknowledged-claims-present judged by the lost-write
         policy instead), the lost-write report, and the scenario's own checks."""
         ops = self.operations()
-        report = find_lost_writes(ops, state, policy=policy, primary_at=self.monitor.primary_at)
+        report = find_lost_writes(
+            ops, state, policy=policy, primary_at=self.monitor.last_primary_by
+        )
         checks = [
             c
             for c in check_history(ops, state, max_latency=max_latency)

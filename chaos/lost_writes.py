@@ -3,8 +3,9 @@
 A claim answered 200 was acknowledged: the client was told it is durable. After a
 failover the new primary may lack it (asynchronous replication, Jepsen's "lost
 writes"). The report lists every such claim one by one: user, coupon, when the answer
-came (run clock) and which node was primary then. A scenario declares its policy:
-lost writes forbidden (the default), or expected, at most some number.
+came (run clock) and which node had committed it (the last one seen primary). A
+scenario declares its policy: lost writes forbidden (the default), or expected, at most
+some number.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ class LostWrite:
     coupon: str
     answered_at: float
     node: str | None
-    """The node that was primary when the answer came (None: unknown)."""
+    """The node last seen primary when the answer came, which committed the claim
+    (None: unknown)."""
 
     def as_dict(self) -> dict[str, object]:
         """Plain dict, for reports."""

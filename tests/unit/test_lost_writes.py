@@ -99,6 +99,8 @@ def test_the_role_timeline_tells_who_was_primary_when() -> None:
     assert monitor.primary_at(0.5) == "n1"
     assert monitor.primary_at(2.0) is None
     assert monitor.primary_at(5.5) == "n2"
+    assert monitor.last_primary_by(2.0) == "n1"
+    assert monitor.last_primary_by(5.5) == "n2"
     # a demotion counts from the arrival of the first other answer, a promotion from the
     # sending of the last answer before the first "primary"
     assert monitor.stopped_being_primary("n1", 0.5) == 1.05
