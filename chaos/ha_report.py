@@ -18,13 +18,13 @@ from chaos.ha_monitor import PRIMARY, RoleSample
 from chaos.ha_run import HaRun, HaVerdict
 from chaos.history import Operation
 
-__all__ = ["ha_timeline_png", "write_ha_report"]
+__all__ = ["ha_timeline_png", "primary_spans", "write_ha_report"]
 
 _COLOURS = {"200": "#2e7d32", "503": "#f9a825", "504": "#c62828", "500": "#6a1b9a"}
 _NODE_COLOURS = ("#1565c0", "#ef6c00", "#00838f", "#6d4c41")
 
 
-def _primary_spans(
+def primary_spans(
     samples: Sequence[RoleSample], end: float
 ) -> dict[str, list[tuple[float, float]]]:
     """(start, width) of each stretch during which a node said it was primary."""
@@ -89,12 +89,16 @@ def ha_timeline_png(
             )
         ax.set_yscale("symlog", linthresh=1)
         ax.set_ylabel(f"answers per {bucket:g} s")
+        # Labels of events close together are staggered, so they stay readable.
+        previous, height = -end, 1.0
         for name, at in sorted(verdict.events.items(), key=lambda kv: kv[1]):
             for axis in (ax, roles):
                 axis.axvline(at, color="#455a64", linestyle="--", linewidth=0.8)
+            height = 1.0 if at - previous > end / 30 or height < 1.0 else 0.72
+            previous = at
             ax.annotate(
                 name,
-                (at, 1.0),
+                (at, height),
                 xycoords=("data", "axes fraction"),
                 rotation=90,
                 fontsize=7,
@@ -103,7 +107,7 @@ def ha_timeline_png(
             )
         ax.legend(loc="lower left", fontsize=7, ncol=5)
         ax.set_title(title, fontsize=10)
-        spans = _primary_spans(samples, end)
+        spans = primary_spans(samples, end)
         for i, node in enumerate(nodes):
             roles.broken_barh(
                 spans.get(node, []), (i - 0.4, 0.8), color=_NODE_COLOURS[i % len(_NODE_COLOURS)]

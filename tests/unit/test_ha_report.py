@@ -1,0 +1,40 @@
+"""The HA timeline picture renders from a synthetic run (pure drawing, no cluster)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaos.checkers import CheckResult, CouponState
+from chaos.ha_monitor import RoleSample
+from chaos.ha_report import ha_timeline_png, primary_spans
+from chaos.ha_run import HaVerdict
+from chaos.history import Operation
+from chaos.lost_writes import LostWritePolicy, find_lost_writes
+
+
+def testprimary_spans_follow_the_samples() -> None:
+    samples = [
+        RoleSample(0.0, 0.1, "n1", "primary"),
+        RoleSample(0.0, 0.1, "n2", "replica"),
+        RoleSample(2.0, 2.1, "n1", None),
+        RoleSample(5.0, 5.1, "n2", "primary"),
+    ]
+    spans = primary_spans(samples, 8.0)
+    assert spans == {"n1": [(0.1, pytest.approx(2.0))], "n2": [(5.1, pytest.approx(2.9))]}
+
+
+def test_the_timeline_is_a_png_with_lost_writes_and_events() -> None:
+    ops = [
+        Operation("claim", f"u{i}", "C", start=i * 0.1, end=i * 0.1 + 0.05, status=status)
+        for i, status in enumerate([200] * 10 + [503] * 30 + [200] * 10)
+    ]
+    state = CouponState(amounts={"C": 100}, remaining={"C": 95}, claims=[])
+    report = find_lost_writes(ops, state, policy=LostWritePolicy.expected_at_most(20))
+    verdict = HaVerdict(
+        checks=[CheckResult("x", True, "")],
+        lost_writes=report,
+        events={"crash": 1.0, "promotion": 4.0, "recovery": 4.05},
+    )
+    samples = [RoleSample(0.0, 0.0, "n1", "primary"), RoleSample(4.0, 4.0, "n2", "primary")]
+    png = ha_timeline_png("synthetic", ops, verdict, samples, ["n1", "n2"])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
