@@ -39,7 +39,7 @@ from chaos.ha_faults import (
 )
 from chaos.ha_monitor import PRIMARY
 from chaos.ha_run import HaRun, HaVerdict
-from chaos.ha_stack import HaStack, PatroniSettings
+from chaos.ha_stack import STANDBY_RETRY_INTERVAL, HaStack, PatroniSettings
 from chaos.history import Operation, Outcome
 from chaos.lost_writes import LostWritePolicy
 from chaos.postgres import PostgresAdmin
@@ -397,7 +397,13 @@ def synchronous_standby_partitioned(
                 f"absent; primary and standby disagree on {len(disagree)}; "
                 f"{len(on_primary)} claims on the primary, {len(on_standby)} on the standby",
             ),
-            _recovery("recovery-within-bound", stack, t_healed, t_recovered, "healing"),
+            CheckResult(
+                "recovery-within-bound",
+                t_recovered - t_healed <= recovery_bound(stack) + STANDBY_RETRY_INTERVAL,
+                f"first acknowledged claim {t_recovered - t_healed:.2f} s after healing "
+                f"(bound {recovery_bound(stack) + STANDBY_RETRY_INTERVAL:.2f} s: the "
+                "standby reconnects first)",
+            ),
         ],
     )
 

@@ -53,6 +53,7 @@ from chaos.waiting import free_port, wait_for
 __all__ = [
     "HA_SERVICE_SETTINGS",
     "PATRONI_REQUIREMENT",
+    "STANDBY_RETRY_INTERVAL",
     "ClusterMember",
     "HaNode",
     "HaStack",
@@ -79,6 +80,11 @@ HA_SERVICE_SETTINGS: Mapping[str, str] = {
     "STARTUP_TIMEOUT": "60",
 }
 """The chaos limits, plus a start-up long enough for a first election."""
+
+#: How often a standby's WAL receiver retries a lost connection to the primary
+#: (PostgreSQL's wal_retrieve_retry_interval, 5 s by default): it bounds how soon a
+#: healed replication partition ends, and with it commits waiting for a sync standby.
+STANDBY_RETRY_INTERVAL = 1.0
 
 DATABASE = "coupons"
 SUPERUSER = "postgres"
@@ -386,6 +392,7 @@ class HaStack(Stack):
             "wal_keep_size": "256MB",
             # pg_rewind lets a crashed primary rejoin as a standby of the new one.
             "wal_log_hints": "on",
+            "wal_retrieve_retry_interval": f"{int(STANDBY_RETRY_INTERVAL * 1000)}ms",
             # Safe while the OS stays up: a power cut here is SIGKILL, not a lost page cache.
             "fsync": "off",
             "unix_socket_directories": str(node.home),
