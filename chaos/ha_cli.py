@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from chaos.errors import ChaosError
-from chaos.ha_report import write_ha_report
-from chaos.ha_scenarios import HA_CATALOGUE, HaScenario, heal_cluster
-from chaos.ha_stack import HaStack
+from chaos.infra.ha_stack import HaStack
+from chaos.report.ha import write_ha_report
+from chaos.scenarios.ha import HA_CATALOGUE, HaScenario, heal_cluster
 
 __all__ = ["main", "run_catalogue"]
 

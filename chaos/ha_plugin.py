@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from chaos.ha_run import HaRun, HaVerdict
-from chaos.ha_scenarios import heal_cluster
-from chaos.ha_stack import HaStack
-from chaos.toxiproxy import ToxiproxyClient
+from chaos.infra.ha_stack import HaStack
+from chaos.infra.toxiproxy import ToxiproxyClient
+from chaos.run.ha import HaRun, HaVerdict
+from chaos.scenarios.ha import heal_cluster
 
 __all__ = ["HA_SKIP_REASON", "SaveReport"]
 
@@ -104,7 +104,7 @@ def chaos_ha_report(pytestconfig: pytest.Config) -> SaveReport:
     def save(name: str, run: HaRun, verdict: HaVerdict) -> None:
         print(f"{name}:\n{verdict.summary()}")
         if directory:
-            from chaos.ha_report import write_ha_report
+            from chaos.report.ha import write_ha_report
 
             write_ha_report(Path(directory) / "ha", name, run, verdict)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from chaos.ha_plugin import SaveReport
-from chaos.ha_scenarios import HA_CATALOGUE, HaScenario
-from chaos.ha_stack import HaStack
-from chaos.toxiproxy import ToxiproxyClient
+from chaos.infra.ha_stack import HaStack
+from chaos.infra.toxiproxy import ToxiproxyClient
+from chaos.scenarios.ha import HA_CATALOGUE, HaScenario
 
 pytestmark = pytest.mark.ha
 

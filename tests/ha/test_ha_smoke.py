@@ -13,10 +13,10 @@ import time
 import httpx
 import pytest
 
-from chaos.ha_stack import HaStack
-from chaos.postgres import PostgresAdmin
-from chaos.toxiproxy import ToxiproxyClient
-from chaos.waiting import wait_for
+from chaos.infra.ha_stack import HaStack
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.toxiproxy import ToxiproxyClient
+from chaos.infra.waiting import wait_for
 
 pytestmark = pytest.mark.ha
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from chaos.checkers import CheckResult, CouponState
-from chaos.ha_monitor import RoleSample
-from chaos.ha_report import ha_timeline_png, primary_spans
-from chaos.ha_run import HaVerdict
-from chaos.history import Operation
-from chaos.lost_writes import LostWritePolicy, find_lost_writes
+from chaos.checks.base import CheckResult
+from chaos.checks.lost_writes import LostWritePolicy, find_lost_writes
+from chaos.report.ha import ha_timeline_png, primary_spans
+from chaos.run.ha import HaVerdict
+from chaos.run.ha_monitor import RoleSample
+from chaos.run.history import Operation
+from chaos.targets.coupons import CouponState
 
 
 def testprimary_spans_follow_the_samples() -> None:

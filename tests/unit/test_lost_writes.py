@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from chaos.checkers import CouponState
+from chaos.checks.lost_writes import LostWritePolicy, find_lost_writes
 from chaos.errors import ChaosError
-from chaos.ha_monitor import RoleMonitor, RoleSample
-from chaos.ha_stack import PatroniSettings
-from chaos.history import Operation
-from chaos.lost_writes import LostWritePolicy, find_lost_writes
+from chaos.infra.ha_stack import PatroniSettings
+from chaos.run.ha_monitor import RoleMonitor, RoleSample
+from chaos.run.history import Operation
+from chaos.targets.coupons import CouponState
 
 
 def claim(user: str, status: int | None, end: float) -> Operation:

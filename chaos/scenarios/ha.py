@@ -27,9 +27,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from chaos.checkers import CheckResult, read_state
+from chaos.checks.base import CheckResult
+from chaos.checks.lost_writes import LostWritePolicy
 from chaos.errors import ChaosError
-from chaos.ha_faults import (
+from chaos.faults.ha import (
     crash_primary,
     heal,
     partition_from_etcd,
@@ -37,14 +38,14 @@ from chaos.ha_faults import (
     restart_node,
     switchover,
 )
-from chaos.ha_monitor import PRIMARY
-from chaos.ha_run import HaRun, HaVerdict
-from chaos.ha_stack import STANDBY_RETRY_INTERVAL, HaStack, PatroniSettings
-from chaos.history import Operation, Outcome
-from chaos.lost_writes import LostWritePolicy
-from chaos.postgres import PostgresAdmin
-from chaos.toxiproxy import ToxiproxyClient
-from chaos.waiting import wait_for
+from chaos.infra.ha_stack import STANDBY_RETRY_INTERVAL, HaStack, PatroniSettings
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.toxiproxy import ToxiproxyClient
+from chaos.infra.waiting import wait_for
+from chaos.run.ha import HaRun, HaVerdict
+from chaos.run.ha_monitor import PRIMARY
+from chaos.run.history import Operation, Outcome
+from chaos.targets.coupons import read_state
 
 __all__ = [
     "CLAIMS_AT_STAKE",

@@ -13,17 +13,42 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from chaos.checkers import CheckResult, CouponState, check_history, read_state
-from chaos.errors import ChaosError
-from chaos.ha_monitor import RoleMonitor
-from chaos.ha_stack import HaStack
-from chaos.history import Operation
-from chaos.lost_writes import LostWritePolicy, LostWriteReport, find_lost_writes
-from chaos.postgres import PostgresAdmin
-from chaos.waiting import wait_for
-from chaos.workload import LiveWorkload
+import httpx
 
-__all__ = ["HaRun", "HaVerdict"]
+from chaos.checks.base import CheckResult
+from chaos.checks.lost_writes import LostWritePolicy, LostWriteReport, find_lost_writes
+from chaos.checks.probes import CANCEL_AND_DRAIN, Snapshot, snapshot, wait_for_baseline
+from chaos.errors import ChaosError
+from chaos.infra.ha_stack import HaStack
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.timing import START_TIMEOUT
+from chaos.infra.waiting import wait_for
+from chaos.run.ha_monitor import RoleMonitor
+from chaos.run.history import Operation
+from chaos.run.workload import LiveWorkload
+from chaos.targets.coupons import CouponState, check_history, claim_once, read_state
+
+__all__ = ["LEAK_SETTLE_TIMEOUT", "HaRun", "HaVerdict", "no_hang"]
+
+#: How long the service may take to come back to its leak baseline after a run: a
+#: timed-out claim's cleanup (psycopg's cancel, then the drain) against a silent
+#: server, plus slack for the pool's reconnections.
+LEAK_SETTLE_TIMEOUT = CANCEL_AND_DRAIN + 5.0
+
+
+def no_hang(ops: Sequence[Operation], *, max_latency: float) -> CheckResult:
+    """Every claim answered, none later than `max_latency` seconds."""
+    slow = [
+        (op.user_id, op.label, round(op.latency, 3))
+        for op in ops
+        if op.latency > max_latency or op.status is None
+    ]
+    return CheckResult(
+        "no-hang",
+        not slow,
+        f"{len(slow)} of {len(ops)} claims over {max_latency:.2f} s or without an answer: "
+        + ", ".join(map(str, slow[:5])),
+    )
 
 
 @dataclass
@@ -70,12 +95,14 @@ class HaRun:
         self.workload = LiveWorkload(
             stack.endpoints.service_url,
             self.coupons,
+            claim_once,
             concurrency=concurrency,
             client_timeout=client_timeout,
             clock_zero=self.clock_zero,
             user_prefix=f"{user_prefix}-{time.monotonic_ns()}",
         )
         self._stopped = False
+        self._baseline: Snapshot | None = None
 
     def now(self) -> float:
         """Seconds on the run's clock."""
@@ -90,11 +117,20 @@ class HaRun:
         self.events[event] = self.now() if at is None else at
         return self.events[event]
 
+    def _probe(self) -> tuple[httpx.Client, PostgresAdmin]:
+        # The service's backends live on whichever node is primary now.
+        leader = self.stack.wait_for_leader(timeout=LEAK_SETTLE_TIMEOUT)
+        client = httpx.Client(base_url=self.stack.endpoints.service_url, timeout=5.0)
+        return client, PostgresAdmin(self.stack.node(leader).direct_url)
+
     def start(self) -> HaRun:
-        """Start the monitor, then the traffic."""
+        """Take the service's leak baseline, start the monitor, then the traffic."""
+        client, admin = self._probe()
+        with client, admin:
+            self._baseline = snapshot(client, admin)
         self.monitor.start()
         try:
-            self.workload.start()
+            self.workload.start(timeout=START_TIMEOUT)
         except BaseException:
             self.monitor.stop()
             raise
@@ -157,6 +193,22 @@ class HaRun:
         with PostgresAdmin(self.stack.node(leader).direct_url) as admin:
             return read_state(admin, self.coupons)
 
+    def leak_check(self) -> CheckResult:
+        """The service back at its baseline (pool, requests, tasks, fds, backends on
+        the current primary), waited for with a deadline."""
+        if self._baseline is None:
+            raise ChaosError("leak check before start()")
+        client, admin = self._probe()
+        with client, admin:
+            _, leaks, took = wait_for_baseline(
+                client, admin, self._baseline, timeout=LEAK_SETTLE_TIMEOUT
+            )
+        return CheckResult(
+            "service-back-at-baseline",
+            not leaks,
+            f"settled in {took:.2f} s; leaks: {[str(leak) for leak in leaks] or 'none'}",
+        )
+
     def verdict(
         self,
         state: CouponState,
@@ -171,12 +223,10 @@ class HaRun:
         report = find_lost_writes(
             ops, state, policy=policy, primary_at=self.monitor.last_primary_by
         )
-        checks = [
-            c
-            for c in check_history(ops, state, max_latency=max_latency)
-            if c.name != "acknowledged-claims-present"
-        ]
+        checks = [c for c in check_history(ops, state) if c.name != "acknowledged-claims-present"]
+        checks.append(no_hang(ops, max_latency=max_latency))
         checks.append(report.check())
+        checks.append(self.leak_check())
         checks.extend(extra)
         roles = [(s.time, s.node, s.role) for s in self.monitor.role_changes()]
         return HaVerdict(checks=checks, lost_writes=report, events=dict(self.events), roles=roles)

@@ -17,10 +17,12 @@ from pathlib import Path
 import psutil
 
 from chaos.errors import ChaosError
-from chaos.history import Operation
-from chaos.processes import process_tree
-from chaos.service import ServiceProcess
-from chaos.workload import LiveWorkload
+from chaos.infra.processes import process_tree
+from chaos.infra.service import ServiceProcess
+from chaos.infra.timing import START_TIMEOUT
+from chaos.run.history import Operation
+from chaos.run.workload import LiveWorkload
+from chaos.targets.coupons import claim_once
 
 __all__ = ["ServiceReplicas", "SpreadWorkload", "replica_application_name"]
 
@@ -121,6 +123,7 @@ class SpreadWorkload:
             index: LiveWorkload(
                 url,
                 coupons,
+                claim_once,
                 concurrency=concurrency_per_replica,
                 client_timeout=client_timeout,
                 clock_zero=clock_zero,
@@ -134,7 +137,7 @@ class SpreadWorkload:
         """Start the traffic to every replica; stops what started on failure."""
         try:
             for workload in self.workloads.values():
-                workload.start()
+                workload.start(timeout=START_TIMEOUT)
         except BaseException:
             self.stop(timeout=30.0)
             raise

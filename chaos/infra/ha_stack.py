@@ -43,12 +43,12 @@ import psycopg
 from psycopg import sql
 
 from chaos.errors import ChaosError, ProcessError
-from chaos.postgres import find_pg_bindir
-from chaos.processes import ManagedProcess, as_unprivileged, process_tree
-from chaos.service import ServiceProcess
-from chaos.stack import CHAOS_SERVICE_SETTINGS, Stack, StackEndpoints, find_toxiproxy_server
-from chaos.toxiproxy import ToxiproxyClient, wait_until_ready
-from chaos.waiting import free_port, wait_for
+from chaos.infra.postgres import find_pg_bindir
+from chaos.infra.processes import ManagedProcess, as_unprivileged, process_tree
+from chaos.infra.service import ServiceProcess
+from chaos.infra.stack import CHAOS_SERVICE_SETTINGS, Stack, StackEndpoints, find_toxiproxy_server
+from chaos.infra.toxiproxy import ToxiproxyClient, wait_until_ready
+from chaos.infra.waiting import free_port, wait_for
 
 __all__ = [
     "HA_SERVICE_SETTINGS",
@@ -62,7 +62,7 @@ __all__ = [
     "find_patroni",
 ]
 
-log = logging.getLogger("chaos.ha_stack")
+log = logging.getLogger("chaos.infra.ha_stack")
 
 PATRONI_REQUIREMENT = "patroni[etcd3,psycopg3]>=4.0,<5"
 """What the Patroni virtualenv installs from PyPI."""

@@ -14,9 +14,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from chaos.ha_monitor import PRIMARY, RoleSample
-from chaos.ha_run import HaRun, HaVerdict
-from chaos.history import Operation
+from chaos.run.ha import HaRun, HaVerdict
+from chaos.run.ha_monitor import PRIMARY, RoleSample
+from chaos.run.history import Operation
 
 __all__ = ["ha_timeline_png", "primary_spans", "write_ha_report"]
 

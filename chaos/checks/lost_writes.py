@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from chaos.checkers import CheckResult, CouponState
-from chaos.history import Operation, Outcome
+from chaos.checks.base import CheckResult
+from chaos.run.history import Operation, Outcome
+from chaos.targets.coupons import CouponState
 
 __all__ = ["LostWrite", "LostWritePolicy", "LostWriteReport", "find_lost_writes"]
 

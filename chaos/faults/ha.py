@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import httpx
 
 from chaos.errors import ChaosError
-from chaos.ha_stack import HaStack
-from chaos.toxiproxy import ToxiproxyClient
+from chaos.infra.ha_stack import HaStack
+from chaos.infra.toxiproxy import ToxiproxyClient
 
 __all__ = [
     "Crash",
