@@ -21,7 +21,7 @@ from chaos.infra.ha_stack import HaStack
 from chaos.report.ha import write_ha_report
 from chaos.scenarios.ha import HA_CATALOGUE, HaScenario, heal_cluster
 
-__all__ = ["main", "run_catalogue"]
+__all__ = ["main", "run_catalogue", "run_named"]
 
 log = logging.getLogger("chaos.ha_cli")
 
@@ -73,12 +73,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         for scenario in HA_CATALOGUE:
             print(f"{scenario.name}\n    {scenario.truth}")
         return 0
+    try:
+        return run_named(args.scenario, repeat=args.repeat, report_dir=args.report_dir)
+    except ChaosError as exc:
+        parser.error(str(exc))
+
+
+def run_named(names: Sequence[str] | None, *, repeat: int, report_dir: Path | None) -> int:
+    """Run the named scenarios (every one when None) and return the exit code
+    (`chaos run --stack ha` comes here)."""
     known = {s.name: s for s in HA_CATALOGUE}
-    unknown = sorted(set(args.scenario or ()) - set(known))
+    unknown = sorted(set(names or ()) - set(known))
     if unknown:
-        parser.error(f"unknown scenario(s) {unknown}; known: {sorted(known)}")
-    chosen = [known[n] for n in args.scenario] if args.scenario else list(HA_CATALOGUE)
-    results = run_catalogue(chosen, repeat=args.repeat, report_dir=args.report_dir)
+        raise ChaosError(f"unknown HA scenario(s) {unknown}; known: {sorted(known)}")
+    chosen = [known[n] for n in names] if names else list(HA_CATALOGUE)
+    results = run_catalogue(chosen, repeat=repeat, report_dir=report_dir)
     failed = [name for name, passed, _ in results if not passed]
     print(f"{len(results) - len(failed)} of {len(results)} runs passed", flush=True)
     return 1 if failed else 0
