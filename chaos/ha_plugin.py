@@ -1,8 +1,8 @@
 """pytest plugin for the HA suite (`pytest11` entry point `chaos_ha`).
 
-- Option `--ha` (CI=true turns it on too): tests marked `ha` run only then, and are
-  skipped otherwise with a reason that says how to run them. Tests that use an HA
-  fixture get the marker automatically.
+- Option `--ha` (its ini twin `ha = true`, and CI=true, turn it on too): tests marked
+  `ha` run only then, and are skipped otherwise with a reason that says how to run
+  them. Tests that use an HA fixture get the marker automatically.
 - Fixtures: `chaos_ha_stack` (session: etcd, Patroni nodes, Toxiproxy, the service;
   always torn down), `chaos_ha` (the stack, healed before and after the test: every
   proxy reset, every node running, one leader and streaming standbys, default Patroni
@@ -21,6 +21,7 @@ import pytest
 
 from chaos.infra.ha_stack import HaStack
 from chaos.infra.toxiproxy import ToxiproxyClient
+from chaos.pytest_plugin import ChaosConfig
 from chaos.run.ha import HaRun, HaVerdict
 from chaos.scenarios.ha import heal_cluster
 
@@ -44,12 +45,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--ha",
         action="store_true",
         default=False,
-        help="run tests marked ha (also on when CI=true)",
+        help="run tests marked ha (also on when CI=true or ini ha = true)",
     )
+    parser.addini("ha", "run tests marked ha", type="bool", default=False)
 
 
 def _enabled(config: pytest.Config) -> bool:
-    return bool(config.getoption("ha")) or os.environ.get("CI", "").lower() == "true"
+    return (
+        bool(config.getoption("ha"))
+        or bool(config.getini("ha"))
+        or os.environ.get("CI", "").lower() == "true"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -94,12 +100,10 @@ def chaos_ha_toxiproxy(chaos_ha_stack: HaStack) -> Iterator[ToxiproxyClient]:
 
 
 @pytest.fixture
-def chaos_ha_report(pytestconfig: pytest.Config) -> SaveReport:
+def chaos_ha_report(chaos_config: ChaosConfig) -> SaveReport:
     """Print a run's verdict and, with a report directory, save its JSON and picture."""
-    # The chaos plugin owns --chaos-report-dir; CHAOS_REPORT_DIR is its environment twin.
-    directory = pytestconfig.getoption("chaos_report_dir", None) or os.environ.get(
-        "CHAOS_REPORT_DIR"
-    )
+    # The chaos plugin resolves --chaos-report-dir (its ini and environment twins too).
+    directory = chaos_config.report_dir
 
     def save(name: str, run: HaRun, verdict: HaVerdict) -> None:
         print(f"{name}:\n{verdict.summary()}")
