@@ -9,6 +9,7 @@ rejoin, recovery) are vertical lines across both.
 
 from __future__ import annotations
 
+import html
 import io
 import json
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from chaos.run.ha import HaRun, HaVerdict
 from chaos.run.ha_monitor import PRIMARY, RoleSample
 from chaos.run.history import Operation
 
-__all__ = ["ha_timeline_png", "primary_spans", "write_ha_report"]
+__all__ = ["ha_timeline_png", "primary_spans", "write_ha_index", "write_ha_report"]
 
 _COLOURS = {"200": "#2e7d32", "503": "#f9a825", "504": "#c62828", "500": "#6a1b9a"}
 _NODE_COLOURS = ("#1565c0", "#ef6c00", "#00838f", "#6d4c41")
@@ -124,7 +125,8 @@ def ha_timeline_png(
 
 
 def write_ha_report(directory: Path, name: str, run: HaRun, verdict: HaVerdict) -> list[Path]:
-    """`<name>.json` (checks, events, role changes, lost writes) and `<name>.png`."""
+    """`<name>.json` (checks, events, role changes, lost writes), `<name>.png`, and the
+    directory's `index.html` brought up to date."""
     directory.mkdir(parents=True, exist_ok=True)
     record = {
         "scenario": name,
@@ -147,4 +149,61 @@ def write_ha_report(directory: Path, name: str, run: HaRun, verdict: HaVerdict) 
             [n.name for n in run.stack.nodes],
         )
     )
-    return [json_path, png_path]
+    return [json_path, png_path, write_ha_index(directory)]
+
+
+def _record_html(record: dict[str, object]) -> str:
+    name = html.escape(str(record["scenario"]))
+    verdict = "PASS" if record["passed"] else "FAIL"
+    checks = record.get("checks") or []
+    assert isinstance(checks, list)
+    rows = "".join(
+        f"<tr class={'ok' if c['passed'] else 'bad'}><td>{'PASS' if c['passed'] else 'FAIL'}"
+        f"</td><td>{html.escape(str(c['name']))}</td><td>{html.escape(str(c['detail']))}</td></tr>"
+        for c in checks
+    )
+    lost_writes = record.get("lost_writes") or {}
+    assert isinstance(lost_writes, dict)
+    lost = lost_writes.get("lost") or []
+    lost_rows = "".join(
+        f"<tr><td>{html.escape(str(w['user_id']))}</td><td>{html.escape(str(w['coupon']))}</td>"
+        f"<td>{w['answered_at']:.3f} s</td><td>{html.escape(str(w['node']))}</td></tr>"
+        for w in lost
+    )
+    lost_table = (
+        "<table><tr><th>user</th><th>coupon</th><th>answered at</th><th>committed by</th></tr>"
+        f"{lost_rows}</table>"
+        if lost
+        else "<p>No acknowledged claim lost.</p>"
+    )
+    times = record.get("events") or {}
+    assert isinstance(times, dict)
+    events = html.escape(", ".join(f"{k} {v:.2f} s" for k, v in times.items()))
+    return (
+        f"<h2 id='{name}'>{name}: {verdict}</h2><p>{events}</p>"
+        f"<img src='{name}.png' alt='timeline of {name}'>"
+        f"<table><tr><th></th><th>check</th><th>detail</th></tr>{rows}</table>"
+        f"<h3>Lost writes (policy: {html.escape(str(lost_writes.get('policy')))})</h3>"
+        f"{lost_table}"
+    )
+
+
+def write_ha_index(directory: Path) -> Path:
+    """`index.html` over every `<scenario>.json` in `directory`, in name order."""
+    records = [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]
+    summary = "".join(
+        f"<li><a href='#{html.escape(str(r['scenario']))}'>{html.escape(str(r['scenario']))}"
+        f"</a>: {'PASS' if r['passed'] else 'FAIL'}</li>"
+        for r in records
+    )
+    page = (
+        "<!doctype html><meta charset='utf-8'><title>HA scenarios</title><style>"
+        "body{font-family:sans-serif;max-width:1100px;margin:auto}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:left}"
+        "table{border-collapse:collapse;margin:8px 0}.bad{background:#fde0dc}"
+        "</style><h1>HA scenarios</h1>"
+        f"<ul>{summary}</ul>" + "".join(_record_html(r) for r in records)
+    )
+    path = directory / "index.html"
+    path.write_text(page)
+    return path

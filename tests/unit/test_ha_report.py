@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from chaos.checks.base import CheckResult
 from chaos.checks.lost_writes import LostWritePolicy, find_lost_writes
-from chaos.report.ha import ha_timeline_png, primary_spans
+from chaos.report.ha import ha_timeline_png, primary_spans, write_ha_index
 from chaos.run.ha import HaVerdict
 from chaos.run.ha_monitor import RoleSample
 from chaos.run.history import Operation
@@ -39,3 +42,22 @@ def test_the_timeline_is_a_png_with_lost_writes_and_events() -> None:
     samples = [RoleSample(0.0, 0.0, "n1", "primary"), RoleSample(4.0, 4.0, "n2", "primary")]
     png = ha_timeline_png("synthetic", ops, verdict, samples, ["n1", "n2"])
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_the_index_lists_every_record_with_its_checks_and_lost_writes(tmp_path: Path) -> None:
+    record = {
+        "scenario": "async-failover-promoted",
+        "passed": True,
+        "checks": [{"name": "lost-writes", "passed": True, "detail": "1 of 2 lost"}],
+        "events": {"crash": 1.0},
+        "lost_writes": {
+            "policy": "expected, at most 1",
+            "lost": [{"user_id": "u<1>", "coupon": "C", "answered_at": 0.5, "node": "node1"}],
+        },
+    }
+    (tmp_path / "async-failover-promoted.json").write_text(json.dumps(record))
+    page = write_ha_index(tmp_path).read_text()
+    assert "async-failover-promoted: PASS" in page
+    assert "u&lt;1&gt;" in page
+    assert "0.500 s" in page
+    assert "async-failover-promoted.png" in page
