@@ -13,8 +13,9 @@ The time per unit is the median of how long the units of work finished in the la
 request deadline (work abandoned at the deadline keeps its slot only while it cleans up).
 A median, because a burst's first units are stretched by the event loop still parsing the
 burst (they would make a mean refuse claims that drain in time), and its last ones are
-answered from the sold-out board in microseconds; a window, because an estimate learnt
-before a quiet spell says nothing about now (no recent sample: admit). With nobody
+answered from the sold-out board without a connection (units of no time); a window,
+because an estimate learnt before a quiet spell says nothing about now (no recent
+sample: admit). With nobody
 waiting a newcomer is always admitted, so the estimate keeps learning even after a fault
 made it large. A cap on waiters remains, only as a memory guard.
 
@@ -110,5 +111,11 @@ class Admission:
 
     def record_unit(self, seconds: float, now: float) -> None:
         """Learn from one unit of work, finished at `now`, that held a connection `seconds`."""
-        self._samples.append((now, min(max(seconds, 0.0), self.max_unit_seconds)))
-        self._median = None
+        self.record_units(seconds, now, count=1)
+
+    def record_units(self, seconds: float, now: float, *, count: int) -> None:
+        """Learn from `count` units of work that each held a connection `seconds`."""
+        sample = (now, min(max(seconds, 0.0), self.max_unit_seconds))
+        self._samples.extend([sample] * min(count, MAX_SAMPLES))
+        if count:
+            self._median = None

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import select
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Self, TypeVar
 
 import psycopg
@@ -32,6 +32,7 @@ from tenacity import (
 from app import repository
 from app.admission import Admission
 from app.errors import PoolExhausted, ServiceError, TimedOut, translate_db_error
+from app.gate import SlotGate
 from app.settings import Settings
 
 __all__ = ["ADMISSION_WINDOW", "Database", "WorkState"]
@@ -114,7 +115,7 @@ class Database:
         )
         self._cleanups: set[asyncio.Task[Any]] = set()
         #: One slot per pool connection; units of work queue here (see _take_slot).
-        self._slots = asyncio.Semaphore(settings.db_pool_max_size)
+        self.slots = SlotGate(settings.db_pool_max_size)
         #: Connections found dead before use (and replaced).
         self.checks_failed = 0
         self.admission = Admission(
@@ -199,11 +200,15 @@ class Database:
         work: Callable[[Conn, WorkState], Awaitable[T]],
         *,
         deadline: float | None = None,
+        tag: Hashable | None = None,
+        stamp: float = 0.0,
     ) -> T:
         """Run `work` on a pooled connection, answering by `deadline` (monotonic seconds).
 
-        Raises the domain error of the failure contract: PoolExhausted, ConnectionLost,
-        TimedOut, or the domain errors `work` raises itself.
+        While it queues for a connection the work carries `tag` and `stamp`, so that
+        `slots.dismiss` can answer a group of waiters at once. Raises the domain error of
+        the failure contract: PoolExhausted, ConnectionLost, TimedOut, or the domain
+        errors `work` (or a dismissal) raises.
         """
         if deadline is None:
             deadline = time.monotonic() + self.settings.request_deadline
@@ -216,7 +221,7 @@ class Database:
                 )
             )
         state = WorkState()
-        task = asyncio.create_task(self._on_connection(work, state, deadline))
+        task = asyncio.create_task(self._on_connection(work, state, deadline, tag, stamp))
         try:
             done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
         except asyncio.CancelledError:
@@ -231,10 +236,15 @@ class Database:
         )
 
     async def _on_connection(
-        self, work: Callable[[Conn, WorkState], Awaitable[T]], state: WorkState, deadline: float
+        self,
+        work: Callable[[Conn, WorkState], Awaitable[T]],
+        state: WorkState,
+        deadline: float,
+        tag: Hashable | None,
+        stamp: float,
     ) -> T:
         acquire_by = min(time.monotonic() + self.settings.db_pool_acquire_timeout, deadline)
-        await self._take_slot(acquire_by)
+        await self._take_slot(acquire_by, tag, stamp)
         try:
             conn = await self._checked_connection(acquire_by)
             acquired = time.monotonic()
@@ -250,19 +260,18 @@ class Database:
         except psycopg.Error as exc:
             raise translate_db_error(exc, write_attempted=state.write_attempted) from exc
         finally:
-            self._slots.release()
+            self.slots.release()
 
-    async def _take_slot(self, acquire_by: float) -> None:
+    async def _take_slot(self, acquire_by: float, tag: Hashable | None, stamp: float) -> None:
         """Wait, first in first out, until one of the pool's connections is ours to take.
 
-        The queue is this semaphore's, not the pool's: a waiter here costs a future and a
-        timer, where psycopg_pool's costs a condition, a lock and a task, and a burst puts
-        thousands of them in line.
+        The queue is the gate's, not the pool's: a waiter here costs a future and a timer,
+        where psycopg_pool's costs a condition, a lock and a task, and a burst puts
+        thousands of them in line; and the gate can dismiss a group of them at once.
         """
         self.admission.waiting += 1
         try:
-            async with asyncio.timeout(max(0.0, acquire_by - time.monotonic())):
-                await self._slots.acquire()
+            await self.slots.acquire(max(0.0, acquire_by - time.monotonic()), tag=tag, stamp=stamp)
         except TimeoutError as exc:
             raise PoolExhausted(
                 detail=f"no connection within {self.settings.db_pool_acquire_timeout:.2f} s "
@@ -300,6 +309,19 @@ class Database:
                 await self.pool.putconn(conn)
                 raise
             return conn
+
+    def dismiss(
+        self, tag: Hashable, *, stamped_at_most: float, error: Callable[[], ServiceError]
+    ) -> int:
+        """Answer every unit of work of `tag` still queued and stamped at or before
+        `stamped_at_most` with `error()`, without a connection; return how many.
+
+        Each counts for admission as a unit that held no connection: the queue drained
+        by that much in no time.
+        """
+        dismissed = self.slots.dismiss(tag, stamped_at_most=stamped_at_most, error=error)
+        self.admission.record_units(0.0, time.monotonic(), count=dismissed)
+        return dismissed
 
     def _abandon(self, task: asyncio.Task[Any]) -> None:
         task.cancel()

@@ -8,9 +8,9 @@ likes. `GuardedHttpToolsProtocol` adds, per connection:
 - an idle deadline: a connection must start a request within `HTTP_IDLE_TIMEOUT` of
   being accepted or of its previous answer (uvicorn only had the second);
 - a head deadline: the request line and headers must arrive within `HTTP_HEAD_TIMEOUT`
-  of their first byte, else 408 and close;
-- a body deadline: the body must arrive within `HTTP_BODY_TIMEOUT` of the head's end,
-  else the connection is closed (the application sees a disconnect);
+  of the read that began them, else 408 and close;
+- a body deadline: the body must arrive within `HTTP_BODY_TIMEOUT` of the read that
+  ended the head, else the connection is closed (the application sees a disconnect);
 - a head size limit: more than `HTTP_MAX_HEADER_BYTES` before the head ends gets 431
   and close, so the parser never buffers more than the limit plus one read;
 - a connection cap: beyond `HTTP_MAX_CONNECTIONS` open connections a new one is closed
@@ -23,12 +23,12 @@ in one read (every honest request of this API) costs no timer at all.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import resource
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 import uvicorn
@@ -39,7 +39,7 @@ from uvicorn.server import ServerState
 from app.api import create_app
 from app.settings import Settings
 
-__all__ = ["FD_RESERVE", "GuardedHttpToolsProtocol", "HttpLimits", "serve"]
+__all__ = ["FD_RESERVE", "GuardedHttpToolsProtocol", "HttpLimits", "fit_connection_cap", "serve"]
 
 log = logging.getLogger("app.server")
 
@@ -53,7 +53,11 @@ _REFUSAL_LOG_INTERVAL = 10.0
 _IDLE, _HEAD, _BODY = 0, 1, 2
 
 
-@dataclass(frozen=True, slots=True)
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback to stop parsing a head over the limit."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class HttpLimits:
     """Deadlines (seconds) and sizes that bound what one client connection can hold."""
 
@@ -117,6 +121,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.timeout_keep_alive = self.limits.idle_timeout  # type: ignore[assignment]
         self._phase = _IDLE
         self._head_bytes = 0
+        self._read_bytes = 0
+        self._head_too_large = False
         self._deadline: asyncio.TimerHandle | None = None
 
     # Connection
@@ -141,6 +147,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
             return
+        self._read_bytes = len(data)
         super().data_received(data)
         if self.transport.is_closing():
             return
@@ -171,8 +178,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         if self._deadline is not None:
             self._cancel_deadline()
+        # A head that ends in this read may have come whole in one large read, where
+        # data_received never saw it unfinished. The parsed size is only worked out
+        # when the reads were large enough to hold a head over the limit.
+        limit = self.limits.max_header_bytes
+        if self._head_bytes + self._read_bytes > limit and self._parsed_head_size() > limit:
+            self._head_too_large = True
+            raise _HeadTooLarge  # stops the parser; uvicorn answers via send_400_response
         self._phase = _BODY
         super().on_headers_complete()
+
+    def _parsed_head_size(self) -> int:
+        """The head's size from its parsed parts (request line and header lines)."""
+        # "METHOD " + url + " HTTP/1.1\r\n" is at most 20 bytes besides the url; each
+        # header line adds ": " and "\r\n" to its name and value.
+        return 20 + len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
 
     def on_message_complete(self) -> None:
         if self._deadline is not None:
@@ -182,7 +202,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's own answer to unparsable HTTP is text/plain without a request id.
-        self._answer_and_close(400, "invalid request")
+        if self._head_too_large:
+            self._answer_and_close(431, "request header fields too large")
+        else:
+            self._answer_and_close(400, "invalid request")
 
     # Deadlines
 
@@ -226,7 +249,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def _fit_connection_cap(limits: HttpLimits) -> HttpLimits:
+def fit_connection_cap(limits: HttpLimits) -> HttpLimits:
     """Raise the soft file-descriptor limit to hold the cap, or lower the cap to fit.
 
     Beyond the limit accept() fails with EMFILE and asyncio spins on the listener, which
@@ -249,18 +272,12 @@ def _fit_connection_cap(limits: HttpLimits) -> HttpLimits:
         soft,
         cap,
     )
-    return HttpLimits(
-        head_timeout=limits.head_timeout,
-        body_timeout=limits.body_timeout,
-        idle_timeout=limits.idle_timeout,
-        max_header_bytes=limits.max_header_bytes,
-        max_connections=cap,
-    )
+    return dataclasses.replace(limits, max_connections=cap)
 
 
 def serve(settings: Settings) -> bool:
     """Serve until SIGINT/SIGTERM; False when start-up failed."""
-    limits = _fit_connection_cap(HttpLimits.from_settings(settings))
+    limits = fit_connection_cap(HttpLimits.from_settings(settings))
     config = uvicorn.Config(
         create_app(settings),
         host=settings.server_host,

@@ -66,11 +66,16 @@ class CouponService:
                 raise AlreadyClaimed from exc
             if outcome is ClaimOutcome.OUT_OF_STOCK:
                 self.sold_out.record(coupon_name, sent)
+                # Everyone still queued for this coupon who arrived before `sent` has
+                # the same answer: wake them all now, not one connection at a time.
+                self.sold_out.collapsed += self.db.dismiss(
+                    coupon_name, stamped_at_most=sent, error=OutOfStock
+                )
                 raise OutOfStock
             if outcome is ClaimOutcome.NO_COUPON:
                 raise CouponNotFound
 
-        await self.db.run(work)
+        await self.db.run(work, tag=coupon_name, stamp=arrived)
 
     async def healthy(self, timeout: float) -> bool:
         """Whether one round trip succeeds within `timeout` seconds."""

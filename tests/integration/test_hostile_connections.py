@@ -314,8 +314,14 @@ def test_oversized_header_gets_431_without_reading_it(
     _assert_claims_served(admin, coupon, claims)
 
 
-def test_an_oversized_header_in_one_go_is_answered_431(hostile_service: ServiceProcess) -> None:
+@pytest.mark.parametrize("complete", [False, True], ids=["unfinished", "complete"])
+def test_an_oversized_header_in_one_write_is_answered_431(
+    hostile_service: ServiceProcess, complete: bool
+) -> None:
+    """A head over the limit that arrives in one read, finished or not, gets 431."""
     head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (MAX_HEADER_BYTES * 2) + b"\r\n"
+    if complete:
+        head += b"\r\n"
     with _connect(hostile_service) as sock:
         sock.sendall(head)  # fits in the socket buffers: the service reads all of it
         cut = Cut("big-header", started=time.monotonic())
@@ -323,6 +329,17 @@ def test_an_oversized_header_in_one_go_is_answered_431(hostile_service: ServiceP
     assert cut.ended is not None
     assert cut.answer.startswith(b"HTTP/1.1 431 "), cut.answer[:100]
     assert cut.answer.endswith(b'{"error": "request header fields too large"}')
+
+
+def test_a_head_just_under_the_limit_is_served(hostile_service: ServiceProcess) -> None:
+    """The limit counts the head, not the body that follows it in the same read."""
+    filler = b"a" * (MAX_HEADER_BYTES - 200)
+    body = b"x" * (MAX_HEADER_BYTES * 4)
+    with _connect(hostile_service) as sock:
+        sock.sendall(b"GET /no-such-route HTTP/1.1\r\nHost: x\r\nX-Fill: " + filler + b"\r\n\r\n")
+        assert _read_answer(sock).startswith(b"HTTP/1.1 404 ")
+        answer = _request(sock, "POST", "/no-such-route", body)
+        assert answer.startswith(b"HTTP/1.1 404 "), answer[:100]
 
 
 @pytest.fixture
@@ -351,6 +368,11 @@ def _request(sock: socket.socket, method: str, path: str, body: bytes = b"") -> 
         f"Content-Length: {len(body)}\r\n\r\n".encode()
         + body
     )
+    return _read_answer(sock)
+
+
+def _read_answer(sock: socket.socket) -> bytes:
+    """Read one whole answer (small, with Content-Length) from a keep-alive connection."""
     sock.settimeout(10.0)
     answer = b""
     while b"\r\n\r\n" not in answer:

@@ -105,3 +105,15 @@ def test_only_the_most_recent_units_are_kept() -> None:
     for _ in range(MAX_SAMPLES // 2 + 1):
         adm.record_unit(0.001, NOW)
     assert adm.unit_seconds(NOW) == pytest.approx(0.001)
+
+
+def test_dismissed_waiters_count_as_units_of_no_time() -> None:
+    adm = admission()
+    for _ in range(10):
+        adm.record_unit(0.5, NOW)  # the burst's first claims, stretched by the event loop
+    adm.record_units(0.0, NOW, count=4_950)  # the rest answered sold out at once
+    assert adm.unit_seconds(NOW) == 0.0
+    adm.waiting = 5_000
+    assert adm.refuse(NOW) is None
+    adm.record_units(0.0, NOW, count=0)
+    assert adm.unit_seconds(NOW) == 0.0
