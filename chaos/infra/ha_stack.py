@@ -68,7 +68,7 @@ PATRONI_REQUIREMENT = "patroni[etcd3,psycopg3]>=4.0,<5"
 """What the Patroni virtualenv installs from PyPI."""
 
 #: Where the Patroni virtualenv is built when PATRONI_BIN is not given.
-PATRONI_VENV = Path(__file__).resolve().parent.parent / ".cache" / "patroni-venv"
+PATRONI_VENV = Path(__file__).resolve().parents[2] / ".cache" / "patroni-venv"
 
 #: The interpreter the Patroni virtualenv is built on: the `postgres` user must be able
 #: to read it (a Python under /root is not).
