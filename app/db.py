@@ -35,11 +35,15 @@ from app.errors import PoolExhausted, ServiceError, TimedOut, translate_db_error
 from app.gate import SlotGate
 from app.settings import Settings
 
-__all__ = ["ADMISSION_WINDOW", "Database", "WorkState"]
+__all__ = ["ADMISSION_WINDOW", "LOOP_BOUND_SHARE", "Database", "WorkState"]
 
 log = logging.getLogger("app.db")
 
 T = TypeVar("T")
+
+#: A unit that kept the process on the CPU for this share of its time or more was bound
+#: by the event loop, not the database: admission does not learn from it.
+LOOP_BOUND_SHARE = 0.5
 
 #: Seconds of finished units the admission estimate learns from (at least the acquire
 #: timeout): recent enough to follow a fault, long enough to outlast a burst's first wave.
@@ -247,14 +251,20 @@ class Database:
         await self._take_slot(acquire_by, tag, stamp)
         try:
             conn = await self._checked_connection(acquire_by)
-            acquired = time.monotonic()
+            acquired, acquired_cpu = time.monotonic(), time.process_time()
             try:
                 async with conn:  # commit on success, roll back on error
                     return await work(conn, state)
             finally:
                 await self.pool.putconn(conn)  # a broken connection is discarded, replaced
                 now = time.monotonic()
-                self.admission.record_unit(now - acquired, now)
+                held, busy = now - acquired, time.process_time() - acquired_cpu
+                # A unit during which this process was mostly on the CPU was stretched by
+                # the event loop (a burst still being parsed), not by the database: it
+                # says nothing about how fast the pool drains, and would refuse claims
+                # that drain in time.
+                if busy < LOOP_BOUND_SHARE * held:
+                    self.admission.record_unit(held, now)
         except ServiceError:
             raise
         except psycopg.Error as exc:

@@ -1,7 +1,7 @@
 """Command line of the toolkit.
 
 chaos run [--scenarios FILE_OR_DIR ...] [--scenario NAME ...] [--repeat N] [--keep-going]
-          [--stack local|compose] [--report-dir DIR]
+          [--stack local|compose|ha] [--report-dir DIR]
 chaos list [--scenarios FILE_OR_DIR ...]
 chaos up [--json]
 chaos serve [--port N]
@@ -143,6 +143,10 @@ def _selected(args: argparse.Namespace) -> list[Scenario]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.stack == "ha":  # the HA scenarios have their own catalogue (chaos.scenarios.ha)
+        from chaos.ha_cli import run_named
+
+        return run_named(args.scenario, repeat=args.repeat, report_dir=Path(args.report_dir))
     scenarios = _selected(args)
     results: list[ScenarioResult] = []
     errors = 0
@@ -205,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a scenario that errors (not one that fails its checks) does not end the run",
     )
     run.add_argument("--repeat", type=int, default=1, help="run the selection N times")
-    run.add_argument("--stack", choices=("local", "compose"), default="local")
+    run.add_argument("--stack", choices=("local", "compose", "ha"), default="local")
     run.add_argument("--compose-file", default="docker-compose.ci.yml")
     run.add_argument(
         "--compose-project", default=os.environ.get("CHAOS_COMPOSE_PROJECT", "coupon-chaos")
