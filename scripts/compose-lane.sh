@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# `./dev compose`: the compose lane on a machine that may have nothing for it yet (ours:
+# root, no engine running, no registry). It installs what is missing (Debian's docker.io
+# and debootstrap), starts a dockerd of its own when none answers (its data root, exec
+# root, pidfile and socket under .cache/docker; stopped by PID at the end, also on
+# failure), builds compose v2 from its Go module into .cache, makes the images the compose
+# file names (scripts/images.sh), then runs scripts/chaos-compose.sh: the very script the
+# GitHub workflow's chaos job runs. Arguments go to pytest. $PYTHON: the .venv's python.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+COMPOSE_VERSION=v2.29.7
+STATE=$PWD/.cache/docker
+export PYTHON=${PYTHON:-$PWD/.venv/bin/python}
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+install_missing() {
+  local missing=()
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  if [ "${#missing[@]}" -eq 0 ]; then return; fi
+  say "installing Debian's ${missing[*]}"
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  # The package's own service would start a second engine: we start ours below.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
+engine_answers() { timeout 10 docker version >/dev/null 2>&1; }
+
+dockerd_pid=""
+
+stop_engine() {
+  [ -n "$dockerd_pid" ] || return 0
+  say "stopping our dockerd (pid $dockerd_pid)"
+  kill -TERM "$dockerd_pid" 2>/dev/null || true
+  local deadline=$((SECONDS + 60))
+  while kill -0 "$dockerd_pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+  if kill -0 "$dockerd_pid" 2>/dev/null; then
+    say "dockerd did not stop within 60 s; killing it"
+    kill -KILL "$dockerd_pid" 2>/dev/null || true
+  fi
+  wait "$dockerd_pid" 2>/dev/null || true
+  dockerd_pid=""
+}
+
+# A dockerd of our own. No default bridge and no iptables rules: the compose network is a
+# user-defined bridge, published ports go through docker-proxy on 127.0.0.1, and no
+# NAT means no container reaches anything beyond this machine.
+start_engine() {
+  mkdir -p "$STATE"
+  local sock=$STATE/docker.sock
+  if [ "${#sock}" -gt 100 ]; then  # sun_path holds 108 bytes
+    sock=$(mktemp -d /tmp/coupon-docker.XXXXXX)/docker.sock
+  fi
+  say "starting dockerd (data root $STATE/data, socket $sock)"
+  dockerd --data-root "$STATE/data" --exec-root "$STATE/exec" --pidfile "$STATE/dockerd.pid" \
+    --host "unix://$sock" --bridge none --iptables=false --ip-masq=false --ip-forward=false \
+    >"$STATE/dockerd.log" 2>&1 &
+  dockerd_pid=$!
+  export DOCKER_HOST=unix://$sock
+  local deadline=$((SECONDS + 60))
+  until engine_answers; do
+    if ! kill -0 "$dockerd_pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+      tail -n 30 "$STATE/dockerd.log" >&2
+      echo "dockerd did not come up" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+ensure_compose() {
+  if docker compose version >/dev/null 2>&1; then return; fi
+  export DOCKER_CONFIG=$STATE/config
+  local plugin=$DOCKER_CONFIG/cli-plugins/docker-compose stamp=$STATE/.compose-$COMPOSE_VERSION
+  if [ ! -x "$plugin" ] || [ ! -f "$stamp" ]; then
+    say "building compose $COMPOSE_VERSION from its Go module"
+    mkdir -p "$STATE/gobin" "$(dirname "$plugin")"
+    GOBIN=$STATE/gobin CGO_ENABLED=0 go install "github.com/docker/compose/v2/cmd@$COMPOSE_VERSION"
+    mv "$STATE/gobin/cmd" "$plugin"
+    touch "$stamp"
+  fi
+}
+
+install_missing
+trap stop_engine EXIT
+if ! engine_answers; then
+  start_engine
+fi
+ensure_compose
+scripts/images.sh
+scripts/chaos-compose.sh "$@"
