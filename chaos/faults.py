@@ -177,12 +177,15 @@ class TerminateMidTransaction(Fault):
         coupon = ctx.create_coupon("victim", 10)
         victim = f"victim-{ctx.run_id}"
         before = _pool_losses(ctx)
-        with ctx.admin.hold_claim(victim, coupon):
+        with ctx.admin.hold_claim(victim, coupon) as holder:
             pending = ctx.workload.submit(victim, coupon)
+            # Only the victim waits for the holder; the workload's claims (same query
+            # text) can be waiting on each other's row locks at the same moment.
             (waiting,) = ctx.admin.wait_for_backend(
                 timeout=ctx.limits.request_deadline,
                 wait_event_type="Lock",
                 query_contains="INSERT INTO claims",
+                blocked_by=holder,
             )
             remaining_mid = ctx.admin.scalar(
                 "SELECT remaining_amount FROM coupons WHERE name = %s", (coupon,)

@@ -52,6 +52,8 @@ finish() {
 mkdir -p "$REPORT_DIR"
 scripts/wheels.sh
 trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 say "docker compose up -d --build --wait"
 compose up -d --build --wait
 say "the chaos suite against the compose stack"

@@ -46,11 +46,25 @@ stop_engine() {
   dockerd_pid=""
 }
 
+# A dockerd that an earlier run of ours could not stop (killed itself, say) still holds
+# our pidfile and data root, and a new one would refuse to start: stop that one, by the
+# PID in our pidfile, after checking it is a dockerd on our data root.
+stop_stale_engine() {
+  local pid
+  pid=$(cat "$STATE/dockerd.pid" 2>/dev/null) || return 0
+  if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "dockerd.*--data-root $STATE/data"; then
+    say "stopping a dockerd an earlier run left behind (pid $pid)"
+    dockerd_pid=$pid
+    stop_engine
+  fi
+}
+
 # A dockerd of our own. No default bridge and no iptables rules: the compose network is a
 # user-defined bridge, published ports go through docker-proxy on 127.0.0.1, and no
 # NAT means no container reaches anything beyond this machine.
 start_engine() {
   mkdir -p "$STATE"
+  stop_stale_engine
   local sock=$STATE/docker.sock
   if [ "${#sock}" -gt 100 ]; then  # sun_path holds 108 bytes
     sock=$(mktemp -d /tmp/coupon-docker.XXXXXX)/docker.sock
@@ -87,6 +101,9 @@ ensure_compose() {
 
 install_missing
 trap stop_engine EXIT
+# A signal ends the script through exit, so the EXIT trap stops the engine then too.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 if ! engine_answers; then
   start_engine
 fi
