@@ -81,11 +81,13 @@ def test_ports_published_for_an_external_stack_run() -> None:
     }
     assert published["app"] == [services()["app"]["environment"]["SERVER_PORT"]]
     assert "8474" in published["toxiproxy"]
-    assert "5432" in published["postgres"]
+    assert "5432" in published["postgres-net"]
 
 
 def test_every_service_has_a_healthcheck() -> None:
     for name, svc in services().items():
+        if name == "postgres-net":
+            continue  # holds a network namespace, runs nothing
         assert "healthcheck" in svc or (
             name == "app" and "HEALTHCHECK" in (ROOT / "Dockerfile").read_text()
         ), name
@@ -205,3 +207,15 @@ def test_no_top_level_folder_shadows_an_installed_module() -> None:
     for path in ROOT.iterdir():
         if path.is_dir() and not (path / "__init__.py").exists():
             assert path.name not in installed, path.name
+
+
+def test_the_database_address_outlives_the_database_container() -> None:
+    # Database faults stop the `postgres` container (chaos.stack.ExternalStack); the
+    # name Toxiproxy dials and the published port belong to a container they never touch.
+    (proxy,) = toxiproxy_config()
+    host = proxy["upstream"].rpartition(":")[0]
+    holder = services()["postgres-net"]
+    assert services()["postgres"]["network_mode"] == "service:postgres-net"
+    assert "ports" not in services()["postgres"]
+    assert host in holder["networks"]["default"]["aliases"]
+    assert holder["image"] == services()["postgres"]["image"]
