@@ -31,6 +31,7 @@ install_missing() {
 engine_answers() { timeout 10 docker version >/dev/null 2>&1; }
 
 dockerd_pid=""
+short_run=""
 
 stop_engine() {
   [ -n "$dockerd_pid" ] || return 0
@@ -44,6 +45,7 @@ stop_engine() {
   fi
   wait "$dockerd_pid" 2>/dev/null || true
   dockerd_pid=""
+  if [ -n "$short_run" ]; then rm -rf "$short_run"; short_run=""; fi
 }
 
 # A dockerd that an earlier run of ours could not stop (killed itself, say) still holds
@@ -65,12 +67,18 @@ stop_stale_engine() {
 start_engine() {
   mkdir -p "$STATE"
   stop_stale_engine
-  local sock=$STATE/docker.sock
-  if [ "${#sock}" -gt 100 ]; then  # sun_path holds 108 bytes
-    sock=$(mktemp -d /tmp/coupon-docker.XXXXXX)/docker.sock
+  # Sockets live in the exec root (containerd's too, deeper down) and a socket path holds
+  # at most 108 bytes: under a deep checkout they go to a short temporary folder instead.
+  local run=$STATE
+  if [ "${#STATE}" -gt 60 ]; then
+    short_run=$(mktemp -d /tmp/coupon-docker.XXXXXX)
+    run=$short_run
   fi
+  local sock=$run/docker.sock
   say "starting dockerd (data root $STATE/data, socket $sock)"
-  dockerd --data-root "$STATE/data" --exec-root "$STATE/exec" --pidfile "$STATE/dockerd.pid" \
+  # dockerd warns "IPv4 forwarding is disabled. Networking will not work.": only the way
+  # out is off; the compose network and the published ports work.
+  dockerd --data-root "$STATE/data" --exec-root "$run/exec" --pidfile "$STATE/dockerd.pid" \
     --host "unix://$sock" --bridge none --iptables=false --ip-masq=false --ip-forward=false \
     >"$STATE/dockerd.log" 2>&1 &
   dockerd_pid=$!
