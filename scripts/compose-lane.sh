@@ -23,7 +23,7 @@ install_missing() {
   say "installing Debian's ${missing[*]}"
   local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  # The package's own service would start a second engine: we start ours below.
+  # Where the package's service starts (systemd), that engine answers and is used below.
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
 }
