@@ -21,17 +21,28 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from app import repository
-from app.errors import ServiceError, TimedOut, translate_db_error
+from app.admission import Admission
+from app.errors import PoolExhausted, ServiceError, TimedOut, translate_db_error
 from app.settings import Settings
 
-__all__ = ["Database", "WorkState"]
+__all__ = ["ADMISSION_WINDOW", "Database", "WorkState"]
 
 log = logging.getLogger("app.db")
 
 T = TypeVar("T")
+
+#: Seconds of finished units the admission estimate learns from (at least the acquire
+#: timeout): recent enough to follow a fault, long enough to outlast a burst's first wave.
+ADMISSION_WINDOW = 2.0
 Conn = AsyncConnection[TupleRow]
 
 
@@ -51,13 +62,25 @@ class _Connection(AsyncConnection[TupleRow]):
 
 
 def _has_unread_input(conn: Conn) -> bool:
-    """Whether an idle connection's socket has data or EOF waiting (or is unusable)."""
+    """Whether an idle connection's socket has data or EOF waiting (or is unusable).
+
+    poll(), not select(): select() refuses descriptors >= 1024, which a process serving
+    many clients soon has, and every check would then cost a round trip.
+    """
     try:
-        fd = conn.pgconn.socket
-        readable, _, _ = select.select([fd], [], [], 0)
+        poller = select.poll()
+        poller.register(conn.pgconn.socket, select.POLLIN)
+        return bool(poller.poll(0))
     except (psycopg.Error, OSError, ValueError):
         return True
-    return bool(readable)
+
+
+def _one_line(exc: BaseException | None) -> str:
+    """An exception as one short log-safe line (libpq messages span several lines)."""
+    if exc is None:
+        return "-"
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]
 
 
 class WorkState:
@@ -78,7 +101,8 @@ class Database:
             settings.conninfo,
             min_size=settings.db_pool_min_size,
             max_size=settings.db_pool_max_size,
-            max_waiting=settings.db_pool_max_waiting,
+            # Admission is ours (by time, see app/admission.py); the pool queues everyone.
+            max_waiting=0,
             timeout=settings.db_pool_acquire_timeout,
             kwargs=self._connect_kwargs(),
             connection_class=_Connection,
@@ -89,8 +113,17 @@ class Database:
             reconnect_failed=self._reconnect_again,
         )
         self._cleanups: set[asyncio.Task[Any]] = set()
+        #: One slot per pool connection; units of work queue here (see _take_slot).
+        self._slots = asyncio.Semaphore(settings.db_pool_max_size)
         #: Connections found dead before use (and replaced).
         self.checks_failed = 0
+        self.admission = Admission(
+            pool_size=settings.db_pool_max_size,
+            acquire_timeout=settings.db_pool_acquire_timeout,
+            max_waiting=settings.db_pool_max_waiting,
+            max_unit_seconds=settings.request_deadline,
+            window=max(ADMISSION_WINDOW, settings.db_pool_acquire_timeout),
+        )
 
     def _connect_kwargs(self) -> dict[str, Any]:
         return {
@@ -116,10 +149,26 @@ class Database:
     async def open(self) -> None:
         """Apply the schema (retrying until the start-up timeout) and fill the pool."""
         deadline = self.settings.startup_timeout
+        started = time.monotonic()
+
+        def log_retry(state: RetryCallState) -> None:
+            left = deadline - (time.monotonic() - started)
+            wait = state.next_action.sleep if state.next_action else 0.0
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "database not ready (attempt %d: %s); retrying in %.1f s, %.1f s of %.1f s left",
+                state.attempt_number,
+                _one_line(exc),
+                wait,
+                max(0.0, left),
+                deadline,
+            )
+
         async for attempt in AsyncRetrying(
             stop=stop_after_delay(deadline),
             wait=wait_exponential(multiplier=0.1, max=2.0),
             retry=retry_if_exception_type(psycopg.OperationalError),
+            before_sleep=log_retry,
             reraise=True,
         ):
             with attempt:
@@ -158,6 +207,14 @@ class Database:
         """
         if deadline is None:
             deadline = time.monotonic() + self.settings.request_deadline
+        refusal = self.admission.refuse(time.monotonic())
+        if refusal is not None:
+            raise PoolExhausted(
+                detail="refused at once: "
+                + refusal.describe(
+                    self.settings.db_pool_acquire_timeout, self.settings.db_pool_max_waiting
+                )
+            )
         state = WorkState()
         task = asyncio.create_task(self._on_connection(work, state, deadline))
         try:
@@ -177,17 +234,42 @@ class Database:
         self, work: Callable[[Conn, WorkState], Awaitable[T]], state: WorkState, deadline: float
     ) -> T:
         acquire_by = min(time.monotonic() + self.settings.db_pool_acquire_timeout, deadline)
+        await self._take_slot(acquire_by)
         try:
             conn = await self._checked_connection(acquire_by)
+            acquired = time.monotonic()
             try:
                 async with conn:  # commit on success, roll back on error
                     return await work(conn, state)
             finally:
                 await self.pool.putconn(conn)  # a broken connection is discarded, replaced
+                now = time.monotonic()
+                self.admission.record_unit(now - acquired, now)
         except ServiceError:
             raise
         except psycopg.Error as exc:
             raise translate_db_error(exc, write_attempted=state.write_attempted) from exc
+        finally:
+            self._slots.release()
+
+    async def _take_slot(self, acquire_by: float) -> None:
+        """Wait, first in first out, until one of the pool's connections is ours to take.
+
+        The queue is this semaphore's, not the pool's: a waiter here costs a future and a
+        timer, where psycopg_pool's costs a condition, a lock and a task, and a burst puts
+        thousands of them in line.
+        """
+        self.admission.waiting += 1
+        try:
+            async with asyncio.timeout(max(0.0, acquire_by - time.monotonic())):
+                await self._slots.acquire()
+        except TimeoutError as exc:
+            raise PoolExhausted(
+                detail=f"no connection within {self.settings.db_pool_acquire_timeout:.2f} s "
+                f"({self.admission.waiting} waiting)"
+            ) from exc
+        finally:
+            self.admission.waiting -= 1
 
     async def _checked_connection(self, acquire_by: float) -> Conn:
         """A pooled connection that is not known to be dead.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -14,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from app.db import Database
+from app.soldout import SoldOutBoard
 
 __all__ = ["Metrics"]
 
@@ -37,8 +39,9 @@ def _open_fds() -> int:
 
 
 class _RuntimeCollector(Collector):
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, sold_out: SoldOutBoard | None) -> None:
         self._db = db
+        self._sold_out = sold_out
 
     def collect(self) -> Iterator[Metric]:
         stats = self._db.pool.get_stats()
@@ -75,6 +78,37 @@ class _RuntimeCollector(Collector):
             "connections found dead by the check before use",
             value=self._db.checks_failed,
         )
+        admission = self._db.admission
+        now = time.monotonic()
+        yield GaugeMetricFamily(
+            "db_admission_waiting", "requests waiting for a connection", value=admission.waiting
+        )
+        yield GaugeMetricFamily(
+            "db_admission_unit_seconds",
+            "median time a recent unit of work held its connection",
+            value=admission.unit_seconds(now),
+        )
+        yield GaugeMetricFamily(
+            "db_admission_estimated_wait_seconds",
+            "estimated wait of a newcomer: (waiting + 1) x unit time / pool size",
+            value=admission.estimated_wait(now),
+        )
+        refusals = CounterMetricFamily(
+            "db_admission_refusals",
+            "newcomers refused at once (503): the queue could not drain in time, or the "
+            "memory guard on waiters",
+            labels=["reason"],
+        )
+        for reason, count in admission.refusals.items():
+            refusals.add_metric([reason], count)
+        yield refusals
+        if self._sold_out is not None:
+            yield CounterMetricFamily(
+                "coupon_claims_collapsed",
+                "claims answered out of stock from a statement that found the coupon sold "
+                "out after they arrived (no query of their own)",
+                value=self._sold_out.collapsed,
+            )
         yield GaugeMetricFamily(
             "db_background_cleanups",
             "timed-out database work still cleaning up",
@@ -92,7 +126,7 @@ class _RuntimeCollector(Collector):
 class Metrics:
     """The service's registry (one per app, so tests can build several apps)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, sold_out: SoldOutBoard | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "http_requests",
@@ -110,4 +144,4 @@ class Metrics:
         self.in_flight = Gauge(
             "http_requests_in_flight", "HTTP requests being served", registry=self.registry
         )
-        self.registry.register(_RuntimeCollector(db))
+        self.registry.register(_RuntimeCollector(db, sold_out))

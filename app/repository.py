@@ -5,6 +5,7 @@ Connections are in autocommit mode, so each function's statement is its own tran
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from importlib import resources
 
@@ -12,11 +13,11 @@ from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
 __all__ = [
+    "ClaimOutcome",
     "Conn",
     "CouponRow",
     "apply_schema",
     "claim",
-    "coupon_exists",
     "get_coupon",
     "insert_coupon",
     "ping",
@@ -61,31 +62,43 @@ async def insert_coupon(conn: Conn, name: str, amount: int) -> None:
     )
 
 
-# One statement, so one round trip under the hot coupon's row lock: decrement only
-# while stock remains, and insert the claim from the decrement's RETURNING. A unique
+# One statement, so one round trip under the hot coupon's row lock, whatever the outcome:
+# decrement only while stock remains, insert the claim from the decrement's RETURNING, and
+# say whether the coupon exists, so a sold-out claim needs no second query. A unique
 # violation aborts the statement and so rolls the decrement back.
 _CLAIM_SQL = """
 WITH taken AS (
     UPDATE coupons SET remaining_amount = remaining_amount - 1
     WHERE name = %(coupon)s AND remaining_amount > 0
     RETURNING name
+), inserted AS (
+    INSERT INTO claims (user_id, coupon_name)
+    SELECT %(user)s, name FROM taken
+    RETURNING id
 )
-INSERT INTO claims (user_id, coupon_name)
-SELECT %(user)s, name FROM taken
-RETURNING id
+SELECT EXISTS (SELECT 1 FROM inserted),
+       EXISTS (SELECT 1 FROM coupons WHERE name = %(coupon)s)
 """
 
 
-async def claim(conn: Conn, user_id: str, coupon_name: str) -> bool:
-    """Take one unit of stock for the user; False when nothing was taken (sold out or absent)."""
+class ClaimOutcome(enum.Enum):
+    """What the claim statement did."""
+
+    CLAIMED = "claimed"
+    OUT_OF_STOCK = "out of stock"
+    NO_COUPON = "no coupon"
+
+
+async def claim(conn: Conn, user_id: str, coupon_name: str) -> ClaimOutcome:
+    """Take one unit of stock for the user; UniqueViolation when the user holds one."""
     cur = await conn.execute(_CLAIM_SQL, {"coupon": coupon_name, "user": user_id})
-    return cur.rowcount == 1
-
-
-async def coupon_exists(conn: Conn, name: str) -> bool:
-    """Whether a coupon of that name exists."""
-    cur = await conn.execute("SELECT 1 FROM coupons WHERE name = %s", (name,))
-    return await cur.fetchone() is not None
+    row = await cur.fetchone()
+    if row is None:  # pragma: no cover - the SELECT always yields one row
+        raise RuntimeError("claim statement returned no row")
+    claimed, exists = row
+    if claimed:
+        return ClaimOutcome.CLAIMED
+    return ClaimOutcome.OUT_OF_STOCK if exists else ClaimOutcome.NO_COUPON
 
 
 _GET_SQL = """

@@ -9,7 +9,8 @@ import psycopg.errors
 from app import repository
 from app.db import Conn, Database, WorkState
 from app.errors import AlreadyClaimed, CouponExists, CouponNotFound, OutOfStock, ServiceError
-from app.repository import CouponRow
+from app.repository import ClaimOutcome, CouponRow
+from app.soldout import SoldOutBoard
 
 __all__ = ["CouponService"]
 
@@ -19,6 +20,7 @@ class CouponService:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.sold_out = SoldOutBoard(horizon=db.settings.request_deadline)
 
     async def create(self, name: str, amount: int) -> None:
         """Create a coupon with its stock; CouponExists when the name is taken."""
@@ -50,16 +52,23 @@ class CouponService:
         even to a user who holds a claim on it.
         """
 
+        arrived = time.monotonic()
+
         async def work(conn: Conn, state: WorkState) -> None:
+            # Queued behind a statement that found the coupon sold out: that is the answer.
+            if self.sold_out.answers(coupon_name, arrived):
+                raise OutOfStock
             state.write_attempted = True
+            sent = time.monotonic()
             try:
-                if await repository.claim(conn, user_id, coupon_name):
-                    return
+                outcome = await repository.claim(conn, user_id, coupon_name)
             except psycopg.errors.UniqueViolation as exc:
                 raise AlreadyClaimed from exc
-            if await repository.coupon_exists(conn, coupon_name):
+            if outcome is ClaimOutcome.OUT_OF_STOCK:
+                self.sold_out.record(coupon_name, sent)
                 raise OutOfStock
-            raise CouponNotFound
+            if outcome is ClaimOutcome.NO_COUPON:
+                raise CouponNotFound
 
         await self.db.run(work)
 

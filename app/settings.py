@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import quote
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["APPLICATION_NAME", "Settings"]
@@ -24,11 +24,14 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
-    database_url: str | None = Field(default=None, description="full libpq URL; wins over DB_*")
+    # Secrets: SecretStr keeps them out of repr() and of validation errors about the model.
+    database_url: SecretStr | None = Field(
+        default=None, description="full libpq URL; wins over DB_*"
+    )
     db_host: str = "127.0.0.1"
     db_port: int = Field(default=5432, ge=1, le=65535)
     db_user: str = "postgres"
-    db_password: str = ""
+    db_password: SecretStr = SecretStr("")
     db_name: str = "coupons"
     db_ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = (
         "prefer"
@@ -41,7 +44,9 @@ class Settings(BaseSettings):
     db_pool_min_size: int = Field(default=4, ge=0)
     db_pool_max_size: int = Field(default=4, ge=1)
     db_pool_acquire_timeout: float = Field(default=1.0, gt=0)
-    db_pool_max_waiting: int = Field(default=256, ge=0)
+    #: Only a memory guard: admission is by time (app/admission.py). Far above any burst a
+    #: pool can drain within the acquire timeout; each waiter costs a few kB.
+    db_pool_max_waiting: int = Field(default=10_000, ge=0)
     db_connect_timeout: int = Field(default=2, ge=2)
     db_reconnect_timeout: float = Field(default=1.0, gt=0)
     db_statement_timeout: float = Field(default=2.0, gt=0)
@@ -50,25 +55,46 @@ class Settings(BaseSettings):
     retry_after: int = Field(default=1, ge=0)
     startup_timeout: float = Field(default=30.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # Hostile connections (app/server.py): deadlines from a phase's first byte, sizes in bytes.
+    http_head_timeout: float = Field(default=10.0, gt=0)
+    http_body_timeout: float = Field(default=10.0, gt=0)
+    http_idle_timeout: float = Field(default=10.0, gt=0)
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    http_max_connections: int = Field(default=16_384, ge=1)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="after")
     def _check_bounds(self) -> Settings:
+        # Contradictions are refused at start, naming the variables and their values.
+        problems = []
         if self.db_pool_min_size > self.db_pool_max_size:
-            raise ValueError(
+            problems.append(
                 f"DB_POOL_MIN_SIZE ({self.db_pool_min_size}) exceeds "
                 f"DB_POOL_MAX_SIZE ({self.db_pool_max_size})"
             )
+        if self.db_pool_acquire_timeout >= self.request_deadline:
+            problems.append(
+                f"DB_POOL_ACQUIRE_TIMEOUT ({self.db_pool_acquire_timeout:g}) must be less than "
+                f"REQUEST_DEADLINE ({self.request_deadline:g})"
+            )
+        if self.db_statement_timeout > self.request_deadline:
+            problems.append(
+                f"DB_STATEMENT_TIMEOUT ({self.db_statement_timeout:g}) exceeds "
+                f"REQUEST_DEADLINE ({self.request_deadline:g})"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property
     def conninfo(self) -> str:
         """The libpq URL the pool connects with."""
-        if self.database_url:
-            return self.database_url
+        if self.database_url is not None and self.database_url.get_secret_value():
+            return self.database_url.get_secret_value()
         auth = quote(self.db_user, safe="")
-        if self.db_password:
-            auth += ":" + quote(self.db_password, safe="")
+        password = self.db_password.get_secret_value()
+        if password:
+            auth += ":" + quote(password, safe="")
         return (
             f"postgresql://{auth}@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}"
             f"?sslmode={self.db_ssl_mode}"

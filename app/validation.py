@@ -16,10 +16,11 @@ __all__ = [
     "MAX_NAME_LENGTH",
     "ClaimRequest",
     "CreateCouponRequest",
+    "is_json_content_type",
     "parse_claim",
     "parse_create_coupon",
     "parse_json_object",
-    "validate_path_name",
+    "possible_coupon_name",
 ]
 
 MAX_NAME_LENGTH = 255
@@ -67,7 +68,19 @@ def _text_field(obj: dict[str, Any], field: str) -> str:
         )
     if "\x00" in value:
         raise InvalidRequest(f"invalid request: {field} contains a NUL character")
+    if not _encodable(value):
+        raise InvalidRequest(f"invalid request: {field} is not valid Unicode")
     return value
+
+
+def _encodable(value: str) -> bool:
+    # A JSON "\ud800" escape (or the raw bytes ED A0 80, which json decodes with
+    # surrogatepass) yields a lone surrogate: no UTF-8 form, so the database refuses it.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _amount(obj: dict[str, Any]) -> int:
@@ -97,8 +110,20 @@ def parse_claim(body: bytes) -> ClaimRequest:
     )
 
 
-def validate_path_name(name: str) -> str:
-    """Check a coupon name taken from the URL path."""
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidRequest(f"invalid request: name exceeds maximum length of {MAX_NAME_LENGTH}")
-    return name
+def is_json_content_type(value: str | None) -> bool:
+    """Whether a Content-Type header names JSON: application/json or application/*+json,
+    with or without parameters (charset, ...)."""
+    if not value:
+        return False
+    media = value.split(";", 1)[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def possible_coupon_name(name: str) -> bool:
+    """Whether a name taken from the URL path could name a coupon at all.
+
+    Names too long for the column, holding NUL or lone surrogates can name none: they are
+    answered 404 without a query (the database would refuse them as parameters).
+    """
+    return 0 < len(name) <= MAX_NAME_LENGTH and "\x00" not in name and _encodable(name)

@@ -56,12 +56,12 @@ from bench.common import (
     run_async,
     write_json,
 )
-from chaos.postgres import PostgresCluster
-from chaos.processes import ManagedProcess, as_unprivileged
-from chaos.service import ServiceProcess
-from chaos.stack import find_toxiproxy_server
-from chaos.toxiproxy import ToxiproxyClient, wait_until_ready
-from chaos.waiting import free_port
+from chaos.infra.postgres import PostgresCluster
+from chaos.infra.processes import ManagedProcess, as_unprivileged
+from chaos.infra.service import ServiceProcess
+from chaos.infra.stack import find_toxiproxy_server
+from chaos.infra.toxiproxy import ToxiproxyClient, wait_until_ready
+from chaos.infra.waiting import free_port
 
 __all__ = ["main", "pgbench_script"]
 
@@ -199,7 +199,7 @@ def run_pgbench(cluster: PostgresCluster, *, clients: int, seconds: int) -> dict
 @contextmanager
 def toxiproxy_in_front(cluster: PostgresCluster) -> Iterator[tuple[str, ManagedProcess]]:
     """A Toxiproxy server with a proxy `postgres` (no toxic) to the cluster, like
-    chaos.stack.LocalStack builds it; yields the proxied database URL and the server."""
+    chaos.infra.stack.LocalStack builds it; yields the proxied database URL and the server."""
     workdir = Path(tempfile.mkdtemp(prefix="coupon-bench-toxiproxy-"))
     api_port = free_port()
     server = ManagedProcess(

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import httpx
 import psutil
 
-from chaos.processes import process_tree
+from chaos.infra.processes import process_tree
 
 __all__ = [
     "HUGE_STOCK",

@@ -1,7 +1,7 @@
 """Failure timing: how fast the service fails, and how fast it recovers, per fault type.
 
 Runs the chaos catalogue (or `--scenario` names) `--repeat` times with
-`chaos.engine.run_scenario` against one `chaos.stack.LocalStack` (PostgreSQL, Toxiproxy,
+`chaos.run.engine.run_scenario` against one `chaos.infra.stack.LocalStack` (PostgreSQL, Toxiproxy,
 the service with the chaos settings: acquire timeout 0.5 s, deadline 2 s, ...), and
 reports per scenario:
 
@@ -34,11 +34,11 @@ from typing import Any
 import httpx
 
 from bench.common import RESULTS_DIR, env_note, median, percentile, write_json
-from chaos.catalogue import CATALOGUE, by_name
-from chaos.engine import ScenarioResult, run_selection
-from chaos.probes import Limits, read_metrics
-from chaos.scenario import Scenario
-from chaos.stack import LocalStack
+from chaos.checks.probes import Limits, read_metrics
+from chaos.infra.stack import LocalStack
+from chaos.run.engine import ScenarioResult, run_selection
+from chaos.scenarios.catalogue import CATALOGUE, by_name
+from chaos.scenarios.model import Scenario
 
 __all__ = ["main"]
 

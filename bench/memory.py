@@ -40,9 +40,9 @@ from bench.common import (
     run_async,
     write_json,
 )
-from chaos.postgres import PostgresCluster
-from chaos.probes import read_metrics
-from chaos.service import ServiceProcess
+from chaos.checks.probes import read_metrics
+from chaos.infra.postgres import PostgresCluster
+from chaos.infra.service import ServiceProcess
 
 __all__ = ["main"]
 

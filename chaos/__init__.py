@@ -1,0 +1,114 @@
+"""The chaos toolkit: real faults between a service and PostgreSQL, declared as scenarios,
+run by one engine, checked, and reported.
+
+The authoring surface is exported here::
+
+    from chaos import Expect, NetworkToxic, Scenario, Latency, DEADLINE, run_scenario
+
+Everything else lives in the subpackages: `chaos.infra` (Toxiproxy, PostgreSQL,
+processes, stacks), `chaos.faults`, `chaos.scenarios` (model, file loader, catalogue),
+`chaos.run` (engine, workload, history), `chaos.checks`, `chaos.targets` (the target
+interface and the coupon service), `chaos.report`.
+"""
+
+from chaos.checks.base import CheckResult
+from chaos.checks.probes import Limits
+from chaos.errors import ChaosError, ProcessError, ScenarioError, WaitTimeout
+from chaos.faults import (
+    DatabaseDown,
+    DatabaseFrozen,
+    Fault,
+    FaultContext,
+    HoldRowLock,
+    NetworkToxic,
+    ProxyDown,
+    TerminateIdleBackends,
+    fault_kinds,
+)
+from chaos.infra.stack import ExternalStack, LocalStack, Stack, StackEndpoints
+from chaos.infra.toxiproxy import (
+    AnyToxic,
+    Bandwidth,
+    Latency,
+    LimitData,
+    ResetPeer,
+    Slicer,
+    SlowClose,
+    Timeout,
+    ToxicSpec,
+    ToxiproxyClient,
+    ToxiproxyError,
+)
+from chaos.run.engine import ScenarioRun, run_scenario, run_selection
+from chaos.run.history import Operation, Outcome
+from chaos.run.result import ScenarioResult
+from chaos.scenarios.catalogue import CATALOGUE
+from chaos.scenarios.loader import ScenarioFileError, load_scenarios
+from chaos.scenarios.model import (
+    ACQUIRE,
+    DEADLINE,
+    EVIDENCE_KINDS,
+    HEALTH,
+    RECOVERY_BOUND,
+    SLACK,
+    Bound,
+    Expect,
+    Scenario,
+    Workload,
+)
+from chaos.targets.base import Target
+from chaos.targets.coupons import COUPONS
+
+__all__ = [
+    "ACQUIRE",
+    "CATALOGUE",
+    "COUPONS",
+    "DEADLINE",
+    "EVIDENCE_KINDS",
+    "HEALTH",
+    "RECOVERY_BOUND",
+    "SLACK",
+    "AnyToxic",
+    "Bandwidth",
+    "Bound",
+    "ChaosError",
+    "CheckResult",
+    "DatabaseDown",
+    "DatabaseFrozen",
+    "Expect",
+    "ExternalStack",
+    "Fault",
+    "FaultContext",
+    "HoldRowLock",
+    "Latency",
+    "LimitData",
+    "Limits",
+    "LocalStack",
+    "NetworkToxic",
+    "Operation",
+    "Outcome",
+    "ProcessError",
+    "ProxyDown",
+    "ResetPeer",
+    "Scenario",
+    "ScenarioError",
+    "ScenarioFileError",
+    "ScenarioResult",
+    "ScenarioRun",
+    "Slicer",
+    "SlowClose",
+    "Stack",
+    "StackEndpoints",
+    "Target",
+    "TerminateIdleBackends",
+    "Timeout",
+    "ToxicSpec",
+    "ToxiproxyClient",
+    "ToxiproxyError",
+    "WaitTimeout",
+    "Workload",
+    "fault_kinds",
+    "load_scenarios",
+    "run_scenario",
+    "run_selection",
+]

@@ -1,7 +1,8 @@
 """Command line of the toolkit.
 
-chaos run [--scenario NAME ...] [--repeat N] [--stack local|compose] [--report-dir DIR]
-chaos list
+chaos run [--scenarios FILE_OR_DIR ...] [--scenario NAME ...] [--repeat N] [--keep-going]
+          [--stack local|compose] [--report-dir DIR]
+chaos list [--scenarios FILE_OR_DIR ...]
 chaos up [--json]
 chaos serve [--port N]
 """
@@ -20,14 +21,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from chaos.catalogue import CATALOGUE, by_name
-from chaos.engine import ScenarioResult, run_selection
 from chaos.errors import ChaosError
-from chaos.postgres import PostgresCluster
-from chaos.report import summary_table, write_reports
-from chaos.scenario import Scenario
-from chaos.service import ServiceProcess
-from chaos.stack import ExternalStack, LocalStack, Stack, StackEndpoints
+from chaos.infra.postgres import PostgresCluster
+from chaos.infra.service import ServiceProcess
+from chaos.infra.stack import ExternalStack, LocalStack, Stack, StackEndpoints
+from chaos.report.writers import summary_table, write_reports
+from chaos.run.engine import run_selection
+from chaos.run.result import ScenarioResult
+from chaos.scenarios.catalogue import CATALOGUE
+from chaos.scenarios.loader import load_scenarios
+from chaos.scenarios.model import Scenario
 
 __all__ = ["build_parser", "main"]
 
@@ -71,7 +74,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    for s in CATALOGUE:
+    for s in _selected(args):
         print(f"{s.name}\n    fault: {s.fault.kind}; expected: {s.expected_text()}")
         print(f"    {s.description}")
     return 0
@@ -127,24 +130,39 @@ def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def _selected(names: Sequence[str] | None) -> list[Scenario]:
+def _selected(args: argparse.Namespace) -> list[Scenario]:
+    """The scenarios of --scenarios files (all validated first), else the catalogue;
+    narrowed to the --scenario names when given."""
+    files = getattr(args, "scenarios", None)
+    pool = load_scenarios([Path(p) for p in files]) if files else list(CATALOGUE)
+    names = getattr(args, "scenario", None)
     if not names:
-        return list(CATALOGUE)
-    try:
-        return [by_name(n) for n in names]
-    except KeyError as exc:
-        raise ChaosError(str(exc.args[0])) from exc
+        return pool
+    known = {s.name: s for s in pool}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ChaosError(f"no scenario {', '.join(unknown)}; known: {', '.join(known)}")
+    return [known[n] for n in names]
 
 
 def _run(args: argparse.Namespace) -> int:
-    scenarios = _selected(args.scenario)
+    scenarios = _selected(args)
     results: list[ScenarioResult] = []
+    errors = 0
     started = time.monotonic()
+    report_dir = Path(args.report_dir)
     with _stack_for(args) as stack:
-        for run in run_selection(stack, scenarios, repeat=args.repeat, progress=say):
+        for run in run_selection(
+            stack, scenarios, repeat=args.repeat, keep_going=args.keep_going, progress=say
+        ):
+            if run.error is not None:
+                errors += 1
+                say(f"{run.label}: ERROR {run.error}")
+                continue
             result = run.result
-            assert result is not None  # without keep_going, errors are raised
+            assert result is not None  # a run has a result or an error
             results.append(result)
+            write_reports(results, report_dir)  # a crash keeps what finished
             verdict = "PASS" if result.passed else "FAIL"
             ttr = result.time_to_recover
             say(
@@ -155,13 +173,23 @@ def _run(args: argparse.Namespace) -> int:
                 say(f"{run.label}:   FAIL {check.name}: {check.detail}")
     print()
     print(summary_table(results))
-    paths = write_reports(results, Path(args.report_dir))
+    paths = write_reports(results, report_dir)
     failed = sum(not r.passed for r in results)
     print(
-        f"\n{len(results) - failed} passed, {failed} failed in "
+        f"\n{len(results) - failed} passed, {failed} failed, {errors} errors in "
         f"{time.monotonic() - started:.1f} s; reports: " + ", ".join(str(p) for p in paths.values())
     )
-    return 1 if failed else 0
+    return 1 if failed or errors else 0
+
+
+def _scenario_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scenarios",
+        action="append",
+        metavar="FILE_OR_DIR",
+        help="scenario file, or directory of *.yaml files (repeatable; default: the catalogue)",
+    )
+    parser.add_argument("--scenario", action="append", help="only this scenario (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,8 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the catalogue (or named scenarios) and write reports")
-    run.add_argument("--scenario", action="append", help="a scenario name (repeatable)")
+    run = sub.add_parser("run", help="run the catalogue (or scenario files) and write reports")
+    _scenario_arguments(run)
+    run.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="a scenario that errors (not one that fails its checks) does not end the run",
+    )
     run.add_argument("--repeat", type=int, default=1, help="run the selection N times")
     run.add_argument("--stack", choices=("local", "compose"), default="local")
     run.add_argument("--compose-file", default="docker-compose.ci.yml")
@@ -191,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--report-dir", default=os.environ.get("CHAOS_REPORT_DIR", "reports"))
     run.set_defaults(func=_run)
 
-    lst = sub.add_parser("list", help="the scenario catalogue")
+    lst = sub.add_parser("list", help="the scenario catalogue (or the scenarios of files)")
+    _scenario_arguments(lst)
     lst.set_defaults(func=_list)
 
     up = sub.add_parser("up", help="PostgreSQL, Toxiproxy and the service, until Ctrl-C")
@@ -212,7 +246,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         code: int = args.func(args)
+        sys.stdout.flush()
     except ChaosError as exc:
         print(f"chaos: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`chaos list | head`): stop quietly, like other tools.
+        # stdout is pointed at /dev/null so that the interpreter's final flush does not
+        # raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command killed by it
     return code

@@ -3,7 +3,7 @@
 Exception tree::
 
     ChaosError                      every error the toolkit raises on purpose
-    ├── ToxiproxyError              (chaos.toxiproxy) the Toxiproxy API or its transport
+    ├── ToxiproxyError              (chaos.infra.toxiproxy) the Toxiproxy API or its transport
     ├── ProcessError                a process we start failed to start, or died
     ├── WaitTimeout                 a condition was not met before its deadline
     └── ScenarioError               a scenario was declared wrong, or could not run

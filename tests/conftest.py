@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from chaos.postgres import PostgresAdmin, PostgresCluster
-from chaos.service import ServiceProcess
+from chaos.infra.postgres import PostgresAdmin, PostgresCluster
+from chaos.infra.service import ServiceProcess
 
 #: Settings the test service runs with; tests derive their bounds from these.
 SERVICE_SETTINGS = {

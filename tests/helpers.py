@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from chaos.postgres import PostgresAdmin
-from chaos.probes import read_metrics
+from chaos.checks.probes import read_metrics
+from chaos.infra.postgres import PostgresAdmin
 
 __all__ = ["claims_of", "metric", "remaining_of"]
 

@@ -19,15 +19,17 @@ from app import repository
 from app.db import Conn, Database, WorkState
 from app.errors import TimedOut
 from app.settings import Settings
-from chaos.postgres import PostgresAdmin
-from chaos.scenario import SLACK
-from chaos.stack import CHAOS_SERVICE_SETTINGS, Stack
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.stack import CHAOS_SERVICE_SETTINGS, Stack
+from chaos.scenarios.model import SLACK
 
 pytestmark = pytest.mark.chaos
 
 APP_NAME = "coupon-repository-test"
 #: The server-side cancel and rollback are awaited this long at most.
 CLEANUP_BOUND = 10.0
+#: The request deadline the stack's service settings name.
+DEADLINE = float(CHAOS_SERVICE_SETTINGS["REQUEST_DEADLINE"])
 
 
 def settings_for(stack: Stack, **overrides: Any) -> Settings:
@@ -90,8 +92,9 @@ def test_statement_timeout_answers_504_and_cancels_on_the_server(
 def test_deadline_answers_504_and_the_server_side_statement_is_cancelled(
     chaos_stack: Stack, admin: PostgresAdmin
 ) -> None:
-    # statement_timeout far beyond the deadline: only the deadline and the cancel act.
-    settings = settings_for(chaos_stack, db_statement_timeout=60.0)
+    # statement_timeout at the largest value the settings allow (the deadline itself, which
+    # starts earlier): the deadline and its server-side cancel act first.
+    settings = settings_for(chaos_stack, db_statement_timeout=DEADLINE)
     took: list[float] = []
 
     async def work(db: Database) -> None:
@@ -111,7 +114,7 @@ def test_deadline_answers_504_and_the_server_side_statement_is_cancelled(
 def test_a_transaction_that_wrote_is_rolled_back_on_timeout(
     chaos_stack: Stack, admin: PostgresAdmin
 ) -> None:
-    settings = settings_for(chaos_stack, db_statement_timeout=60.0)
+    settings = settings_for(chaos_stack, db_statement_timeout=DEADLINE)
     direct = PostgresAdmin(chaos_stack.endpoints.database_url)
     coupon = f"REPO-{time.monotonic_ns()}"
     direct.query(
@@ -121,7 +124,9 @@ def test_a_transaction_that_wrote_is_rolled_back_on_timeout(
     async def claim_then_sleep(conn: Conn, state: WorkState) -> None:
         state.write_attempted = True
         async with conn.transaction():
-            assert await repository.claim(conn, "sleeper", coupon)
+            assert (
+                await repository.claim(conn, "sleeper", coupon) is repository.ClaimOutcome.CLAIMED
+            )
             await conn.execute("SELECT pg_sleep(60)")
 
     async def work(db: Database) -> None:

@@ -12,11 +12,11 @@ import time
 import httpx
 import pytest
 
-from chaos.postgres import PostgresAdmin
-from chaos.probes import Limits
-from chaos.stack import PROXY_NAME, Stack
-from chaos.toxiproxy import ToxiproxyClient
-from chaos.waiting import wait_for
+from chaos.checks.probes import Limits
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.stack import PROXY_NAME, Stack
+from chaos.infra.toxiproxy import ToxiproxyClient
+from chaos.infra.waiting import wait_for
 
 pytestmark = pytest.mark.chaos
 
@@ -31,27 +31,28 @@ def claim(client: httpx.Client, user: str, coupon: str) -> httpx.Response:
 
 
 @pytest.fixture
-def coupon(service_client: httpx.Client, pg_admin: PostgresAdmin) -> str:
+def coupon(chaos_service_client: httpx.Client, chaos_pg_admin: PostgresAdmin) -> str:
     name = f"SMOKE-{time.monotonic_ns()}"
     assert (
-        service_client.post("/api/coupons", json={"name": name, "amount": 100}).status_code == 201
+        chaos_service_client.post("/api/coupons", json={"name": name, "amount": 100}).status_code
+        == 201
     )
     return name
 
 
 def test_the_service_reaches_the_database_through_the_proxy(
     chaos_stack: Stack,
-    toxiproxy: ToxiproxyClient,
-    service_client: httpx.Client,
+    chaos_toxiproxy: ToxiproxyClient,
+    chaos_service_client: httpx.Client,
     coupon: str,
-    pg_admin: PostgresAdmin,
+    chaos_pg_admin: PostgresAdmin,
 ) -> None:
-    proxy = toxiproxy.get_proxy(PROXY_NAME)
+    proxy = chaos_toxiproxy.get_proxy(PROXY_NAME)
     assert proxy.enabled
     assert str(proxy.listen_port) in chaos_stack.endpoints.proxied_database_url
-    assert claim(service_client, "smoke-1", coupon).status_code == 200
+    assert claim(chaos_service_client, "smoke-1", coupon).status_code == 200
     assert (
-        pg_admin.scalar(
+        chaos_pg_admin.scalar(
             "SELECT count(*) FROM claims WHERE coupon_name = %s AND user_id = 'smoke-1'", (coupon,)
         )
         == 1
@@ -59,35 +60,35 @@ def test_the_service_reaches_the_database_through_the_proxy(
 
 
 def test_proxy_down_answers_503_fast_and_recovers(
-    toxiproxy: ToxiproxyClient,
-    service_client: httpx.Client,
-    service_limits: Limits,
-    pg_admin: PostgresAdmin,
+    chaos_toxiproxy: ToxiproxyClient,
+    chaos_service_client: httpx.Client,
+    chaos_service_limits: Limits,
+    chaos_pg_admin: PostgresAdmin,
     coupon: str,
 ) -> None:
-    toxiproxy.disable(PROXY_NAME)
+    chaos_toxiproxy.disable(PROXY_NAME)
     started = time.monotonic()
-    resp = claim(service_client, "down-1", coupon)
+    resp = claim(chaos_service_client, "down-1", coupon)
     took = time.monotonic() - started
     assert resp.status_code == 503
     assert resp.json() == {"error": "service unavailable"}
-    assert resp.headers["retry-after"] == str(service_limits.retry_after)
-    assert took <= service_limits.request_deadline + SLACK
+    assert resp.headers["retry-after"] == str(chaos_service_limits.retry_after)
+    assert took <= chaos_service_limits.request_deadline + SLACK
 
     started = time.monotonic()
-    health = service_client.get("/health")
+    health = chaos_service_client.get("/health")
     assert health.status_code == 503
     assert health.json() == {"status": "unhealthy", "error": "database connection failed"}
-    assert time.monotonic() - started <= service_limits.health_timeout + SLACK
+    assert time.monotonic() - started <= chaos_service_limits.health_timeout + SLACK
 
-    toxiproxy.enable(PROXY_NAME)
+    chaos_toxiproxy.enable(PROXY_NAME)
     lifted = time.monotonic()
     users = iter(range(1_000_000))
     wait_for(
-        lambda: claim(service_client, f"back-{next(users)}", coupon).status_code == 200,
+        lambda: claim(chaos_service_client, f"back-{next(users)}", coupon).status_code == 200,
         timeout=RECOVERY_BOUND,
         what="first successful claim after the proxy came back",
     )
     assert time.monotonic() - lifted <= RECOVERY_BOUND
-    assert pg_admin.scalar("SELECT count(*) FROM claims WHERE user_id = 'down-1'") == 0
-    assert service_client.get("/health").status_code == 200
+    assert chaos_pg_admin.scalar("SELECT count(*) FROM claims WHERE user_id = 'down-1'") == 0
+    assert chaos_service_client.get("/health").status_code == 200

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 
 import psycopg
 
-from chaos.postgres import PostgresAdmin
+from chaos.infra.postgres import PostgresAdmin
+from chaos.targets.coupons import hold_claim
 
 CLAIM = (
     "WITH taken AS (UPDATE coupons SET remaining_amount = remaining_amount - 1"
@@ -64,7 +65,7 @@ def test_blocked_by_picks_the_victim_among_lock_waiters_with_the_same_query(
         row_holder.execute("UPDATE coupons SET remaining_amount = 9 WHERE name = 'busy'")
         with (
             blocked_claim(db.url, db.application_name, "busy", "bystander") as bystander,
-            db.hold_claim("victim-user", "victim") as holder,
+            hold_claim(db, "victim-user", "victim") as holder,
             blocked_claim(db.url, db.application_name, "victim", "victim-user") as victim,
         ):
             both = db.wait_for_backend(

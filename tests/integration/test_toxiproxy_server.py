@@ -1,4 +1,4 @@
-"""chaos.toxiproxy against the real Toxiproxy server binary.
+"""chaos.infra.toxiproxy against the real Toxiproxy server binary.
 
 The binary is looked up in $TOXIPROXY_SERVER, then `toxiproxy-server` on PATH, then
 .cache/bin/server (built by the project's setup). The module is skipped when none exists.
@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from chaos.errors import ProcessError
-from chaos.stack import find_toxiproxy_server
-from chaos.toxiproxy import (
+from chaos.infra.stack import find_toxiproxy_server
+from chaos.infra.toxiproxy import (
     BadRequest,
     Bandwidth,
     Conflict,
@@ -39,7 +39,7 @@ from chaos.toxiproxy import (
     ToxiproxyUnavailable,
     wait_until_ready,
 )
-from chaos.waiting import free_port
+from chaos.infra.waiting import free_port
 
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0

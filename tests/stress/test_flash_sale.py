@@ -9,10 +9,10 @@ from collections import Counter
 import httpx
 import pytest
 
-from chaos.postgres import PostgresAdmin
-from chaos.service import ServiceProcess
-from chaos.waiting import wait_for
-from chaos.workload import run_claims
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.service import ServiceProcess
+from chaos.infra.waiting import wait_for
+from chaos.targets.coupons import run_claims
 from tests.helpers import claims_of, metric, remaining_of
 
 pytestmark = pytest.mark.stress

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from app.settings import Settings
-from chaos.stack import CHAOS_SERVICE_SETTINGS, PROXY_NAME
+from chaos.infra.stack import CHAOS_SERVICE_SETTINGS, PROXY_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 

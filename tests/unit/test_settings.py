@@ -40,3 +40,36 @@ def test_min_above_max_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DB_POOL_MAX_SIZE", "2")
     with pytest.raises(ValidationError, match="exceeds"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        (
+            {"DB_POOL_ACQUIRE_TIMEOUT": "3", "REQUEST_DEADLINE": "3"},
+            ["DB_POOL_ACQUIRE_TIMEOUT (3)", "REQUEST_DEADLINE (3)"],
+        ),
+        (
+            {"DB_STATEMENT_TIMEOUT": "4.5", "REQUEST_DEADLINE": "4"},
+            ["DB_STATEMENT_TIMEOUT (4.5)", "REQUEST_DEADLINE (4)"],
+        ),
+        (
+            {"DB_POOL_MIN_SIZE": "9", "DB_POOL_MAX_SIZE": "3"},
+            ["DB_POOL_MIN_SIZE (9)", "DB_POOL_MAX_SIZE (3)"],
+        ),
+    ],
+)
+def test_contradictions_are_refused_naming_variables_and_values(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], names: list[str]
+) -> None:
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    for name in names:
+        assert name in str(info.value)
+
+
+def test_the_waiting_cap_is_only_a_memory_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DB_POOL_MAX_WAITING", raising=False)
+    assert Settings().db_pool_max_waiting >= 10_000

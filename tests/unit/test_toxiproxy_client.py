@@ -1,4 +1,4 @@
-"""Unit tests of chaos.toxiproxy over httpx.MockTransport (no network, no server)."""
+"""Unit tests of chaos.infra.toxiproxy over httpx.MockTransport (no network, no server)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-import chaos.toxiproxy as tp
+import chaos.infra.toxiproxy as tp
 from chaos.errors import ChaosError
-from chaos.toxiproxy import (
+from chaos.infra.toxiproxy import (
     BadRequest,
     Bandwidth,
     Conflict,

@@ -13,9 +13,10 @@ from app.validation import (
     MAX_NAME_LENGTH,
     ClaimRequest,
     CreateCouponRequest,
+    is_json_content_type,
     parse_claim,
     parse_create_coupon,
-    validate_path_name,
+    possible_coupon_name,
 )
 
 
@@ -103,7 +104,59 @@ def test_claim_field_errors(field: str) -> None:
     )
 
 
-def test_path_name_limit() -> None:
-    assert validate_path_name("x" * 255) == "x" * 255
-    with pytest.raises(InvalidRequest):
-        validate_path_name("x" * 256)
+def test_impossible_path_names_name_no_coupon() -> None:
+    assert possible_coupon_name("x" * MAX_NAME_LENGTH)
+    assert possible_coupon_name("ünïcode ✓")
+    assert not possible_coupon_name("x" * (MAX_NAME_LENGTH + 1))
+    assert not possible_coupon_name("a\x00b")
+    assert not possible_coupon_name("a\ud800b")
+    assert not possible_coupon_name("")
+
+
+@pytest.mark.parametrize("field", ["user_id", "coupon_name"])
+@pytest.mark.parametrize(
+    "raw_value",
+    [b'"\\ud800"', b'"a\\udfffb"', b'"\xed\xa0\x80"'],
+    ids=["escaped-high", "escaped-low", "raw-bytes"],
+)
+def test_lone_surrogates_are_a_field_error(field: str, raw_value: bytes) -> None:
+    other = "coupon_name" if field == "user_id" else "user_id"
+    raw = b'{"' + field.encode() + b'": ' + raw_value + b', "' + other.encode() + b'": "ok"}'
+    assert message_of(parse_claim, raw) == f"invalid request: {field} is not valid Unicode"
+
+
+def test_lone_surrogate_in_coupon_name_on_create() -> None:
+    raw = b'{"name": "\\ud83d", "amount": 1}'
+    assert message_of(parse_create_coupon, raw) == "invalid request: name is not valid Unicode"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON;charset=UTF-8",
+        "application/problem+json",
+        "application/vnd.api+json ; x=y",
+    ],
+)
+def test_json_content_types(value: str) -> None:
+    assert is_json_content_type(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "text/plain",
+        "text/json",
+        "application/x-www-form-urlencoded",
+        "json",
+        "application/jsonx",
+        "multipart/form-data; boundary=x",
+        "application/",
+    ],
+)
+def test_other_content_types(value: str | None) -> None:
+    assert not is_json_content_type(value)

@@ -21,8 +21,14 @@ import psycopg
 from psycopg import sql
 
 from chaos.errors import ChaosError, ProcessError
-from chaos.processes import as_unprivileged, process_tree, run_checked
-from chaos.waiting import free_port, wait_for
+from chaos.infra.processes import as_unprivileged, process_tree, run_checked
+from chaos.infra.timing import (
+    ADMIN_CONNECT_TIMEOUT,
+    INITDB_TIMEOUT,
+    START_TIMEOUT,
+    STOP_TIMEOUT,
+)
+from chaos.infra.waiting import free_port, wait_for
 
 __all__ = [
     "Backend",
@@ -60,7 +66,7 @@ class PostgresCluster:
         dbname: str = "coupons",
         bindir: Path | None = None,
         max_connections: int = 200,
-        start_timeout: float = 30.0,
+        start_timeout: float = START_TIMEOUT,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
@@ -105,7 +111,7 @@ class PostgresCluster:
                         "--no-sync",
                     ]
                 ),
-                timeout=120,
+                timeout=INITDB_TIMEOUT,
                 what="initdb",
             )
             self._start_server()
@@ -157,16 +163,12 @@ class PostgresCluster:
         if self.postmaster_pid() is None:
             return
         self.resume()  # a frozen server cannot shut down
-        self._pg_ctl("stop", "-w", "-m", mode, "-t", "30", timeout=40)
+        wait = int(START_TIMEOUT)
+        self._pg_ctl("stop", "-w", "-m", mode, "-t", str(wait), timeout=wait + STOP_TIMEOUT)
 
     def start_server(self) -> None:
         """Start the server again on the same port and data."""
         self._start_server()
-
-    def restart(self, *, mode: str = "immediate") -> None:
-        """Stop (by default like a crash) and start again."""
-        self.stop_server(mode=mode)
-        self.start_server()
 
     def pause(self) -> None:
         """Freeze the server: SIGSTOP to the postmaster and every backend."""
@@ -226,7 +228,10 @@ class PostgresAdmin:
         if self._conn is None or self._conn.closed or self._conn.broken:
             try:
                 self._conn = psycopg.connect(
-                    self.url, autocommit=True, application_name="chaos-admin", connect_timeout=5
+                    self.url,
+                    autocommit=True,
+                    application_name="chaos-admin",
+                    connect_timeout=ADMIN_CONNECT_TIMEOUT,
                 )
             except psycopg.OperationalError as exc:
                 raise ChaosError(f"admin connection to the database failed: {exc}") from exc
@@ -279,11 +284,6 @@ class PostgresAdmin:
         """pg_terminate_backend on one backend."""
         return bool(self.scalar("SELECT pg_terminate_backend(%s)", (pid,)))
 
-    def terminate_app_backends(self, *, state: str | None = None) -> int:
-        """Terminate the service's backends (only those in `state` when given)."""
-        pids = [b.pid for b in self.backends() if state is None or b.state == state]
-        return sum(self.terminate(pid) for pid in pids)
-
     def wait_for_backend(
         self,
         *,
@@ -320,7 +320,7 @@ class PostgresAdmin:
     @contextmanager
     def hold_row_lock(self, table: str, key_column: str, key: object) -> Iterator[None]:
         """Hold `SELECT ... FOR UPDATE` on one row in an open transaction until exit."""
-        with self._lock_connection() as conn, conn.transaction():
+        with self.lock_connection() as conn, conn.transaction():
             conn.execute(
                 sql.SQL("SELECT 1 FROM {} WHERE {} = %s FOR UPDATE").format(
                     sql.Identifier(table), sql.Identifier(key_column)
@@ -330,29 +330,13 @@ class PostgresAdmin:
             yield
 
     @contextmanager
-    def hold_claim(self, user_id: str, coupon_name: str) -> Iterator[int]:
-        """Insert a claim in an open transaction and hold it, then roll back.
-
-        A service claim of the same (user, coupon) decrements the stock, then waits on
-        the unique index for this transaction: a write already made, then a lock wait.
-        Yields the holder's backend pid (for `wait_for_backend(blocked_by=...)`).
-        """
-        with self._lock_connection() as conn:
-            conn.execute("BEGIN")
-            try:
-                conn.execute(
-                    "INSERT INTO claims (user_id, coupon_name) VALUES (%s, %s)",
-                    (user_id, coupon_name),
-                )
-                yield conn.info.backend_pid
-            finally:
-                if not conn.closed:
-                    conn.execute("ROLLBACK")
-
-    @contextmanager
-    def _lock_connection(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    def lock_connection(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+        """A connection of its own (autocommit), for holding locks; closed on exit."""
         conn = psycopg.connect(
-            self.url, autocommit=True, application_name="chaos-lock-holder", connect_timeout=5
+            self.url,
+            autocommit=True,
+            application_name="chaos-lock-holder",
+            connect_timeout=ADMIN_CONNECT_TIMEOUT,
         )
         try:
             yield conn

@@ -14,7 +14,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from chaos.engine import ScenarioResult
+from chaos.checks.answers import evidence
+from chaos.run.result import ScenarioResult
 
 __all__ = [
     "result_to_dict",
@@ -74,6 +75,7 @@ def result_to_dict(r: ScenarioResult) -> dict[str, Any]:
             "after": r.after.as_dict() if r.after else None,
         },
         "notes": r.notes,
+        "evidence": evidence(r),
         "history": [
             {
                 "user_id": op.user_id,
@@ -225,6 +227,18 @@ def summary_table(results: Sequence[ScenarioResult]) -> str:
     return "\n".join(lines)
 
 
+_TIMELINES: dict[int, tuple[ScenarioResult, bytes]] = {}
+"""Pictures already drawn, by result: reports are rewritten after every scenario."""
+
+
+def _timeline(r: ScenarioResult) -> bytes:
+    cached = _TIMELINES.get(id(r))
+    if cached is None or cached[0] is not r:
+        cached = (r, timeline_png(r))
+        _TIMELINES[id(r)] = cached
+    return cached[1]
+
+
 def write_html(results: Sequence[ScenarioResult], path: Path) -> None:
     """One self-contained page: the summary, then each scenario with its timeline."""
     esc = html.escape
@@ -237,7 +251,7 @@ def write_html(results: Sequence[ScenarioResult], path: Path) -> None:
     )
     sections = []
     for r in results:
-        png = base64.b64encode(timeline_png(r)).decode()
+        png = base64.b64encode(_timeline(r)).decode()
         checks = "".join(
             f"<tr class='{'ok' if c.passed else 'bad'}'><td>{'ok' if c.passed else 'FAIL'}</td>"
             f"<td>{esc(c.name)}</td><td>{esc(c.detail)}</td></tr>"
@@ -265,7 +279,8 @@ def write_html(results: Sequence[ScenarioResult], path: Path) -> None:
 
 
 def write_reports(results: Sequence[ScenarioResult], directory: Path) -> dict[str, Path]:
-    """journal.json, junit.xml and report.html in `directory`."""
+    """journal.json, junit.xml and report.html in `directory` (call it after each
+    scenario: a run that crashes keeps the reports of what finished)."""
     directory.mkdir(parents=True, exist_ok=True)
     paths = {
         "journal": directory / "journal.json",

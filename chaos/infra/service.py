@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 
 from app.settings import Settings
-from chaos.processes import ManagedProcess
-from chaos.waiting import free_port, wait_for
+from chaos.infra.processes import ManagedProcess
+from chaos.infra.timing import PROBE_TIMEOUT, START_TIMEOUT
+from chaos.infra.waiting import free_port, wait_for
 
 __all__ = ["ServiceProcess"]
 
@@ -27,7 +28,7 @@ class ServiceProcess:
         database_url: str,
         env: Mapping[str, str] | None = None,
         port: int | None = None,
-        start_timeout: float = 30.0,
+        start_timeout: float = START_TIMEOUT,
         log_dir: Path | None = None,
     ) -> None:
         self.host = "127.0.0.1"
@@ -85,7 +86,7 @@ class ServiceProcess:
         assert self._process is not None
         self._process.check_alive()
         try:
-            return httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200
+            return httpx.get(f"{self.url}/health", timeout=PROBE_TIMEOUT).status_code == 200
         except httpx.HTTPError:
             return False
 

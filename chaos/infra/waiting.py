@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from chaos.errors import ChaosError, WaitTimeout
 
-__all__ = ["free_port", "port_open", "wait_for"]
+__all__ = ["free_port", "wait_for"]
 
 T = TypeVar("T")
 
@@ -48,12 +48,3 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def port_open(host: str, port: int, *, timeout: float = 0.2) -> bool:
-    """Whether something accepts TCP connections on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False

@@ -11,10 +11,24 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from chaos.errors import ChaosError, WaitTimeout
-from chaos.postgres import PostgresAdmin
-from chaos.waiting import wait_for
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.waiting import wait_for
 
-__all__ = ["Leak", "Limits", "Snapshot", "read_metrics", "snapshot", "wait_for_baseline"]
+__all__ = [
+    "CANCEL_AND_DRAIN",
+    "Leak",
+    "Limits",
+    "Snapshot",
+    "read_metrics",
+    "snapshot",
+    "wait_for_baseline",
+]
+
+CANCEL_AND_DRAIN = 10.0
+"""Seconds psycopg spends on abandoned work against a silent server: its cancel request
+times out after 5 s, then its drain after 5 s more (DESIGN section 7, measured). The one
+literal of the timing model; every other bound is derived from it and the service's
+limits."""
 
 
 def read_metrics(client: httpx.Client) -> dict[str, float]:
@@ -45,6 +59,18 @@ class Limits:
     request_deadline: float
     health_timeout: float
     retry_after: int
+
+    @property
+    def cleanup_bound(self) -> float:
+        """Seconds after which any request's work has finished, cleanup included: the
+        deadline, then psycopg's cancel and drain of the abandoned work."""
+        return self.request_deadline + CANCEL_AND_DRAIN
+
+    @property
+    def settle_bound(self) -> float:
+        """Seconds the leak probes wait for the baseline (twice the cleanup bound: work
+        abandoned at the end of a fault may start its cleanup one bound late)."""
+        return 2 * self.cleanup_bound
 
     @classmethod
     def from_metrics(cls, metrics: dict[str, float]) -> Limits:
@@ -86,6 +112,8 @@ class Snapshot:
     active_backends: int
     connections_lost: int
     returns_bad: int
+    checks_failed: int
+    connection_errors: int
 
     def as_dict(self) -> dict[str, int]:
         """Plain dict, for reports."""
@@ -99,7 +127,9 @@ def snapshot(client: httpx.Client, admin: PostgresAdmin) -> Snapshot:
     return Snapshot(
         pool_size=int(m.get("db_pool_size", 0)),
         pool_available=int(m.get("db_pool_available", 0)),
-        requests_waiting=int(m.get("db_pool_requests_waiting", 0)),
+        # Waiting for a slot (the service's admission queue) or, holding one, for the pool.
+        requests_waiting=int(m.get("db_admission_waiting", 0))
+        + int(m.get("db_pool_requests_waiting", 0)),
         in_flight=int(m.get("http_requests_in_flight", 0)),
         background_cleanups=int(m.get("db_background_cleanups", 0)),
         asyncio_tasks=int(m.get("process_asyncio_tasks", 0)),
@@ -110,6 +140,8 @@ def snapshot(client: httpx.Client, admin: PostgresAdmin) -> Snapshot:
         active_backends=sum(1 for b in backends if b.state == "active"),
         connections_lost=int(m.get("db_pool_connections_lost_total", 0)),
         returns_bad=int(m.get("db_pool_returns_bad_total", 0)),
+        checks_failed=int(m.get("db_pool_checks_failed_total", 0)),
+        connection_errors=int(m.get("db_pool_connections_errors_total", 0)),
     )
 
 
@@ -161,7 +193,10 @@ def wait_for_baseline(
     last: list[Snapshot] = []
 
     def settled() -> bool:
-        now = snapshot(client, admin)
+        try:
+            now = snapshot(client, admin)
+        except ChaosError:
+            return False  # a scrape that failed once (a busy service) is not the end
         last[:] = [now]
         return not _leaks(baseline, now)
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import psutil
 
 from chaos.errors import ProcessError
+from chaos.infra.timing import STOP_TIMEOUT
 
 __all__ = ["ManagedProcess", "as_unprivileged", "process_tree", "run_checked"]
 
-log = logging.getLogger("chaos.processes")
+log = logging.getLogger("chaos.infra.processes")
 
 
 def as_unprivileged(argv: Sequence[str], user: str = "postgres") -> list[str]:
@@ -60,7 +61,7 @@ class ManagedProcess:
         name: str,
         log_path: Path,
         env: Mapping[str, str] | None = None,
-        stop_timeout: float = 10.0,
+        stop_timeout: float = STOP_TIMEOUT,
     ) -> None:
         self.argv = list(argv)
         self.name = name

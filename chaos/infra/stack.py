@@ -23,11 +23,12 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from chaos.errors import ChaosError, ProcessError
-from chaos.postgres import PostgresCluster
-from chaos.processes import ManagedProcess
-from chaos.service import ServiceProcess
-from chaos.toxiproxy import ToxiproxyClient, wait_until_ready
-from chaos.waiting import free_port, wait_for
+from chaos.infra.postgres import PostgresCluster
+from chaos.infra.processes import ManagedProcess
+from chaos.infra.service import ServiceProcess
+from chaos.infra.timing import ADMIN_CONNECT_TIMEOUT, EXTERNAL_START_TIMEOUT, START_TIMEOUT
+from chaos.infra.toxiproxy import ToxiproxyClient, wait_until_ready
+from chaos.infra.waiting import free_port, wait_for
 
 __all__ = [
     "CHAOS_SERVICE_SETTINGS",
@@ -39,7 +40,7 @@ __all__ = [
     "find_toxiproxy_server",
 ]
 
-log = logging.getLogger("chaos.stack")
+log = logging.getLogger("chaos.infra.stack")
 
 PROXY_NAME = "postgres"
 """Name of the Toxiproxy proxy in front of PostgreSQL (docker-compose declares the same)."""
@@ -66,7 +67,7 @@ def find_toxiproxy_server() -> Path:
     on_path = shutil.which("toxiproxy-server")
     if on_path:
         return Path(on_path)
-    built = Path(__file__).resolve().parent.parent / ".cache" / "bin" / "server"
+    built = Path(__file__).resolve().parents[2] / ".cache" / "bin" / "server"
     if built.exists():
         return built
     raise ProcessError(
@@ -106,10 +107,6 @@ class Stack(ABC):
     @abstractmethod
     def stop(self) -> None:
         """Tear down what `start` started. Idempotent."""
-
-    @abstractmethod
-    def restart_database(self) -> None:
-        """Stop PostgreSQL like a crash and start it again (same address, same data)."""
 
     @abstractmethod
     def stop_database(self) -> None:
@@ -178,7 +175,7 @@ class LocalStack(Stack):
             )
             self.toxiproxy_process.start()
             toxiproxy_url = f"http://127.0.0.1:{api_port}"
-            wait_until_ready(toxiproxy_url, timeout=15.0)
+            wait_until_ready(toxiproxy_url, timeout=START_TIMEOUT)
             proxy_port = free_port()
             with ToxiproxyClient(toxiproxy_url) as client:
                 client.create_proxy(
@@ -227,9 +224,6 @@ class LocalStack(Stack):
             raise ChaosError("stack not started")
         return self.cluster
 
-    def restart_database(self) -> None:
-        self._cluster().restart(mode="immediate")
-
     def stop_database(self) -> None:
         self._cluster().stop_server(mode="immediate")
 
@@ -241,14 +235,6 @@ class LocalStack(Stack):
 
     def resume_database(self) -> None:
         self._cluster().resume()
-
-    def pids(self) -> dict[str, int | None]:
-        """Pids of the stack's processes (for leak checks of the stack itself)."""
-        return {
-            "postgres": self.cluster.postmaster_pid() if self.cluster else None,
-            "toxiproxy": self.toxiproxy_process.pid if self.toxiproxy_process else None,
-            "service": self.service.pid if self.service else None,
-        }
 
 
 class ExternalStack(Stack):
@@ -270,7 +256,7 @@ class ExternalStack(Stack):
         self.compose_service = compose_service
 
     def start(self) -> None:
-        wait_until_ready(self.endpoints.toxiproxy_url, timeout=30.0)
+        wait_until_ready(self.endpoints.toxiproxy_url, timeout=EXTERNAL_START_TIMEOUT)
         with self.toxiproxy() as client:
             client.get_proxy(PROXY_NAME)
 
@@ -303,14 +289,14 @@ class ExternalStack(Stack):
 
     def _wait_for_database(self) -> None:
         def accepts() -> bool:
-            with psycopg.connect(self.endpoints.database_url, connect_timeout=2):
+            with psycopg.connect(
+                self.endpoints.database_url, connect_timeout=ADMIN_CONNECT_TIMEOUT
+            ):
                 return True
 
-        wait_for(accepts, timeout=60.0, what="compose postgres accepting connections")
-
-    def restart_database(self) -> None:
-        self._container().restart(timeout=0)
-        self._wait_for_database()
+        wait_for(
+            accepts, timeout=EXTERNAL_START_TIMEOUT, what="compose postgres accepting connections"
+        )
 
     def stop_database(self) -> None:
         self._container().kill()

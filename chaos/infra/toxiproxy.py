@@ -48,6 +48,7 @@ import httpx
 from chaos.errors import ChaosError
 
 __all__ = [
+    "AnyToxic",
     "BadRequest",
     "Bandwidth",
     "Conflict",
@@ -68,6 +69,7 @@ __all__ = [
     "ToxiproxyClient",
     "ToxiproxyError",
     "ToxiproxyUnavailable",
+    "known_attributes",
     "wait_until_ready",
 ]
 
@@ -324,9 +326,9 @@ class ToxicSpec:
     @property
     def toxic_name(self) -> str:
         """The name the toxic gets on the server."""
-        return self.name if self.name is not None else f"{self.TYPE}_{self.stream}"
+        return self.name if self.name is not None else f"{self.type}_{self.stream}"
 
-    def attributes(self) -> dict[str, int]:
+    def attributes(self) -> dict[str, object]:
         """The ``attributes`` object of the payload (also usable for ``update_toxic``)."""
         return {api: getattr(self, attr) for attr, api in self._ATTRIBUTES.items()}
 
@@ -334,7 +336,7 @@ class ToxicSpec:
         """The JSON object for ``POST /proxies/{proxy}/toxics``."""
         return {
             "name": self.toxic_name,
-            "type": self.TYPE,
+            "type": self.type,
             "stream": self.stream,
             "toxicity": self.toxicity,
             "attributes": self.attributes(),
@@ -416,6 +418,42 @@ class LimitData(ToxicSpec):
     _ATTRIBUTES: ClassVar[Mapping[str, str]] = {"bytes": "bytes"}
 
     bytes: int
+
+
+@dataclass(frozen=True)
+class AnyToxic(ToxicSpec):
+    """Any toxic by its server type name, with any attributes: a toxic type Toxiproxy
+    adds later works without a release of this client (the server validates it)."""
+
+    TYPE: ClassVar[str] = "any"
+
+    toxic_type: str
+    attrs: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.toxic_type, str) or not self.toxic_type:
+            raise ValueError(
+                f"AnyToxic.toxic_type must be a non-empty string, got {self.toxic_type!r}"
+            )
+
+    @property
+    def type(self) -> str:
+        return self.toxic_type
+
+    def attributes(self) -> dict[str, object]:
+        return dict(self.attrs)
+
+
+_KNOWN_ATTRIBUTES: Mapping[str, frozenset[str]] = {
+    cls.TYPE: frozenset(cls._ATTRIBUTES.values())
+    for cls in (Latency, Bandwidth, SlowClose, Timeout, ResetPeer, Slicer, LimitData)
+}
+
+
+def known_attributes(toxic_type: str) -> frozenset[str] | None:
+    """The attribute names of a toxic type Toxiproxy 2.12 knows; None for other types."""
+    return _KNOWN_ATTRIBUTES.get(toxic_type)
 
 
 # --------------------------------------------------------------------------- client

@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -75,23 +73,3 @@ class History:
     def add(self, op: Operation) -> None:
         """Record one operation."""
         self.operations.append(op)
-
-    def extend(self, ops: Iterable[Operation]) -> None:
-        """Record several operations."""
-        self.operations.extend(ops)
-
-    def claims(self) -> list[Operation]:
-        """The claim operations."""
-        return [op for op in self.operations if op.kind == "claim"]
-
-    def statuses(self) -> Counter[str]:
-        """How many operations ended with each status label."""
-        return Counter(op.label for op in self.operations)
-
-    def by_outcome(self, outcome: Outcome) -> list[Operation]:
-        """Claim operations of one outcome class."""
-        return [op for op in self.claims() if op.outcome is outcome]
-
-    def between(self, start: float, end: float) -> list[Operation]:
-        """Operations that started within [start, end)."""
-        return [op for op in self.operations if start <= op.start < end]

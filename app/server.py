@@ -1,0 +1,278 @@
+"""The HTTP server: uvicorn's httptools protocol with deadlines and limits for hostile clients.
+
+uvicorn with httptools has no deadline for receiving a request and no limit on header
+size: a connection that sends nothing, a slowloris (one header byte a second), a body
+that never completes, or a 100 MiB header each hold resources for as long as the client
+likes. `GuardedHttpToolsProtocol` adds, per connection:
+
+- an idle deadline: a connection must start a request within `HTTP_IDLE_TIMEOUT` of
+  being accepted or of its previous answer (uvicorn only had the second);
+- a head deadline: the request line and headers must arrive within `HTTP_HEAD_TIMEOUT`
+  of their first byte, else 408 and close;
+- a body deadline: the body must arrive within `HTTP_BODY_TIMEOUT` of the head's end,
+  else the connection is closed (the application sees a disconnect);
+- a head size limit: more than `HTTP_MAX_HEADER_BYTES` before the head ends gets 431
+  and close, so the parser never buffers more than the limit plus one read;
+- a connection cap: beyond `HTTP_MAX_CONNECTIONS` open connections a new one is closed
+  at once, so those already served keep their memory and file descriptors.
+
+Timers are armed only when a head or body spans several reads: a request that arrives
+in one read (every honest request of this API) costs no timer at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import resource
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, ClassVar, cast
+
+import uvicorn
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from app.api import create_app
+from app.settings import Settings
+
+__all__ = ["FD_RESERVE", "GuardedHttpToolsProtocol", "HttpLimits", "serve"]
+
+log = logging.getLogger("app.server")
+
+FD_RESERVE = 256
+"""File descriptors kept for everything but client connections (pool, logs, listener)."""
+
+_REFUSAL_LOG_INTERVAL = 10.0
+"""At most one warning about refused connections per this many seconds (no log flood)."""
+
+# Where a connection is in its current request.
+_IDLE, _HEAD, _BODY = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """Deadlines (seconds) and sizes that bound what one client connection can hold."""
+
+    head_timeout: float
+    body_timeout: float
+    idle_timeout: float
+    max_header_bytes: int
+    max_connections: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HttpLimits:
+        """The limits named by the HTTP_* settings."""
+        return cls(
+            head_timeout=settings.http_head_timeout,
+            body_timeout=settings.http_body_timeout,
+            idle_timeout=settings.http_idle_timeout,
+            max_header_bytes=settings.http_max_header_bytes,
+            max_connections=settings.http_max_connections,
+        )
+
+
+class _RefusalLog:
+    """Counts connections refused by the cap; warns at most once per interval."""
+
+    def __init__(self) -> None:
+        self.pending = 0
+        self.last = float("-inf")
+
+    def note(self, cap: int) -> None:
+        self.pending += 1
+        now = time.monotonic()
+        if now - self.last >= _REFUSAL_LOG_INTERVAL:
+            log.warning("refused %d connection(s) over HTTP_MAX_CONNECTIONS=%d", self.pending, cap)
+            self.pending = 0
+            self.last = now
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with idle, head and body deadlines, a head size
+    limit and a connection cap. Bind the limits with `bind()`."""
+
+    limits: ClassVar[HttpLimits]
+    _refusals: ClassVar[_RefusalLog]
+
+    @classmethod
+    def bind(cls, limits: HttpLimits) -> type[GuardedHttpToolsProtocol]:
+        """A subclass carrying `limits` (uvicorn builds protocols from a class)."""
+        bound = type(cls.__name__, (cls,), {"limits": limits, "_refusals": _RefusalLog()})
+        return cast("type[GuardedHttpToolsProtocol]", bound)
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        # uvicorn arms its keep-alive timer with this after each answer; it is annotated
+        # int but only handed to call_later, and our times are float seconds.
+        self.timeout_keep_alive = self.limits.idle_timeout  # type: ignore[assignment]
+        self._phase = _IDLE
+        self._head_bytes = 0
+        self._deadline: asyncio.TimerHandle | None = None
+
+    # Connection
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.limits.max_connections:
+            # Not registered: connection_lost finds nothing to undo but the transport.
+            self.transport = transport
+            self._refusals.note(self.limits.max_connections)
+            transport.close()
+            return
+        super().connection_made(transport)
+        # uvicorn arms the idle timer only after an answer; a fresh connection gets it too.
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        super().data_received(data)
+        if self.transport.is_closing():
+            return
+        if self._phase == _HEAD:
+            # Whole reads are counted: the read that began the head may also hold the
+            # end of a pipelined request before it, so the count errs on the high side.
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_header_bytes:
+                self._answer_and_close(431, "request header fields too large")
+            elif self._deadline is None:
+                # Counted from the end of the read that began the head: later by the
+                # microseconds that read took to parse, and no clock read per request.
+                self._deadline = self.loop.call_later(
+                    self.limits.head_timeout, self._head_timed_out
+                )
+        elif self._phase == _BODY and self._deadline is None:
+            self._deadline = self.loop.call_later(self.limits.body_timeout, self._body_timed_out)
+
+    # Parser callbacks (called from within data_received)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._deadline is not None:
+            self._cancel_deadline()
+        self._phase = _HEAD
+        self._head_bytes = 0
+
+    def on_headers_complete(self) -> None:
+        if self._deadline is not None:
+            self._cancel_deadline()
+        self._phase = _BODY
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        if self._deadline is not None:
+            self._cancel_deadline()
+        self._phase = _IDLE
+        super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn's own answer to unparsable HTTP is text/plain without a request id.
+        self._answer_and_close(400, "invalid request")
+
+    # Deadlines
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _head_timed_out(self) -> None:
+        self._deadline = None
+        self._answer_and_close(408, "request timeout")
+
+    def _body_timed_out(self) -> None:
+        # The application is already reading the body: closing makes its receive()
+        # answer http.disconnect, as for a client that went away.
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _answer_and_close(self, status: int, message: str) -> None:
+        """Write a JSON error answer with a request id, then close the connection."""
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined request is still being answered: no room for a second answer.
+            self.transport.close()
+            return
+        body = json.dumps({"error": message}).encode()
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n",
+            b"x-request-id: " + uuid.uuid4().hex.encode() + b"\r\n",
+            b"\r\n",
+            body,
+        ]
+        self.transport.write(b"".join(head))
+        self.transport.close()
+
+
+def _fit_connection_cap(limits: HttpLimits) -> HttpLimits:
+    """Raise the soft file-descriptor limit to hold the cap, or lower the cap to fit.
+
+    Beyond the limit accept() fails with EMFILE and asyncio spins on the listener, which
+    is worse than refusing cleanly.
+    """
+    need = limits.max_connections + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return limits
+    cap = max(1, soft - FD_RESERVE)
+    log.warning(
+        "HTTP_MAX_CONNECTIONS=%d needs %d file descriptors but the limit is %d: capping "
+        "connections at %d",
+        limits.max_connections,
+        need,
+        soft,
+        cap,
+    )
+    return HttpLimits(
+        head_timeout=limits.head_timeout,
+        body_timeout=limits.body_timeout,
+        idle_timeout=limits.idle_timeout,
+        max_header_bytes=limits.max_header_bytes,
+        max_connections=cap,
+    )
+
+
+def serve(settings: Settings) -> bool:
+    """Serve until SIGINT/SIGTERM; False when start-up failed."""
+    limits = _fit_connection_cap(HttpLimits.from_settings(settings))
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.server_host,
+        port=settings.server_port,
+        http=GuardedHttpToolsProtocol.bind(limits),
+        ws="none",  # no WebSocket routes: an Upgrade is an ordinary request
+        lifespan="on",
+        log_level=settings.log_level,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=int(settings.request_deadline) + 1,
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    return server.started

@@ -1,0 +1,3 @@
+"""Checks: answers during a fault, history invariants and leak probes."""
+
+__all__: list[str] = []

@@ -1,0 +1,180 @@
+"""Checks of what clients saw around a fault: allowed answers, latency bounds, Retry-After,
+/health, recovery, no hang, and the evidence that the fault acted (`fault-observed`).
+
+Pure functions of a ScenarioResult (the engine fills it), so every verdict is unit tested.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+
+from chaos.checks.base import CheckResult, sample
+from chaos.run.result import ScenarioResult, percentile
+from chaos.scenarios.model import DEADLINE, HEALTH
+
+__all__ = ["answer_checks", "evidence", "fault_observed", "no_hang"]
+
+
+def no_hang(r: ScenarioResult) -> CheckResult:
+    """No request took longer than the deadline plus slack, and every one was answered."""
+    bound = DEADLINE.seconds(r.limits)
+    slow = [
+        (op.user_id, op.label, round(op.latency, 3))
+        for op in r.operations
+        if op.latency > bound or op.status is None
+    ]
+    return CheckResult(
+        "no-hang",
+        not slow,
+        f"{len(slow)} of {len(r.operations)} requests over {bound:.2f} s or without an "
+        f"answer: {sample(slow)}",
+    )
+
+
+def evidence(r: ScenarioResult) -> dict[str, str]:
+    """Every kind of evidence the run holds that the fault acted, with what was seen."""
+    found: dict[str, str] = {}
+    touched = r.during() + r.transition()
+    failed = Counter(op.label for op in touched if op.status != 200)
+    if failed:
+        found["answers"] = f"answers other than 200 to requests the fault touched: {dict(failed)}"
+    warm = [op.latency for op in r.before() if op.status == 200]
+    hot = [op.latency for op in r.during() if op.status == 200]
+    warm_p95 = percentile(warm, 95)
+    if hot and warm_p95 is not None and statistics.median(hot) > warm_p95:
+        found["latency"] = (
+            f"median latency of {len(hot)} 200s during the fault "
+            f"{statistics.median(hot) * 1000:.1f} ms, above the warm-up's 95th percentile "
+            f"{warm_p95 * 1000:.1f} ms"
+        )
+    slow = [op.latency for op in touched if op.status is not None and op.status != 200]
+    if slow and warm_p95 is not None and min(slow) > 2 * warm_p95:
+        found["slow-failures"] = (
+            f"the fastest of {len(slow)} answers other than 200 took {min(slow) * 1000:.1f} "
+            f"ms, above twice the warm-up's 95th percentile {warm_p95 * 1000:.1f} ms"
+        )
+    if r.baseline and r.after:
+        b, a = r.baseline, r.after
+        lost = (a.connections_lost + a.returns_bad) - (b.connections_lost + b.returns_bad)
+        if lost > 0:
+            found["connections-lost"] = f"pool connections broken in use: +{lost}"
+        dead = a.checks_failed - b.checks_failed
+        if dead > 0:
+            found["checks-failed"] = f"pool connections found dead before use: +{dead}"
+        errors = a.connection_errors - b.connection_errors
+        if errors > 0:
+            found["connect-errors"] = f"pool connection attempts failed: +{errors}"
+    if r.evidence:
+        found["fault"] = "; ".join(r.evidence)
+    return found
+
+
+def fault_observed(r: ScenarioResult) -> CheckResult:
+    """The run holds evidence, of a kind the scenario accepts, that its fault acted."""
+    accepted = r.scenario.expect.observed
+    found = evidence(r)
+    proof = {kind: text for kind, text in found.items() if kind in accepted}
+    others = sorted(set(found) - accepted)
+    detail = (
+        "; ".join(f"{kind}: {text}" for kind, text in sorted(proof.items()))
+        if proof
+        else f"no evidence of kind {', '.join(sorted(accepted))}"
+    )
+    if others:
+        detail += f" (not accepted as proof here: {', '.join(others)})"
+    return CheckResult("fault-observed", bool(proof), detail)
+
+
+def answer_checks(r: ScenarioResult) -> list[CheckResult]:
+    """What clients saw: before, during and after the fault, against the expectation."""
+    exp = r.scenario.expect
+    limits = r.limits
+    before = r.before()
+    during = r.during()
+    affected = during + r.transition()
+    # must_see counts every request the fault touched: under a blackhole the ones caught
+    # at injection answer 504 while later ones find the pool held by their cleanups (503).
+    seen = {op.status for op in affected if op.status is not None}
+    unexpected = Counter(op.label for op in during if op.status not in exp.during)
+    missing = sorted(exp.must_see - seen)
+    checks = [
+        CheckResult(
+            "ok-before-fault",
+            bool(before) and all(op.status == 200 for op in before),
+            f"{len(before)} requests before the fault: {dict(Counter(op.label for op in before))}",
+        ),
+        CheckResult(
+            "answers-during-fault",
+            bool(during) and not unexpected and not missing,
+            f"{len(during)} requests during the fault: "
+            f"{dict(Counter(op.label for op in during))}, {len(affected)} touched by it: "
+            f"{dict(Counter(op.label for op in affected))}; allowed {sorted(exp.during)}, "
+            f"must see {sorted(exp.must_see)}; unexpected {dict(unexpected) or 'none'}, "
+            f"missing {missing or 'none'}",
+        ),
+    ]
+    for status, bound in sorted(exp.latency.items()):
+        limit = bound.seconds(limits)
+        ops = [op for op in affected if op.status == status]
+        worst = max((op.latency for op in ops), default=0.0)
+        checks.append(
+            CheckResult(
+                f"latency-{status}",
+                worst <= limit,
+                f"{len(ops)} answers {status}, slowest {worst:.3f} s, "
+                f"bound {limit:.2f} s ({bound})",
+            )
+        )
+    no_retry_after = [op.user_id for op in r.operations if op.status == 503 and not op.retry_after]
+    checks.append(
+        CheckResult(
+            "retry-after-on-503",
+            not no_retry_after,
+            f"{len(no_retry_after)} answers 503 without Retry-After",
+        )
+    )
+    if exp.health is not None:
+        health, took = r.health_during or (None, 0.0)
+        limit = HEALTH.seconds(limits)
+        checks.append(
+            CheckResult(
+                "health-during-fault",
+                health == exp.health and took <= limit,
+                f"/health answered {health} in {took:.3f} s; expected {exp.health} within "
+                f"{limit:.2f} s",
+            )
+        )
+    ttr = r.time_to_recover
+    checks.append(
+        CheckResult(
+            "recovery",
+            ttr is not None and ttr <= r.scenario.recovery_bound,
+            f"first success {'never' if ttr is None else f'{ttr:.3f} s'} after the fault "
+            f"was removed; bound {r.scenario.recovery_bound:.2f} s",
+        )
+    )
+    if r.recovered_at is not None:
+        later = [op for op in r.operations if op.start >= r.recovered_at]
+        bad = Counter(op.label for op in later if op.status != 200)
+        checks.append(
+            CheckResult(
+                "ok-after-recovery",
+                not bad,
+                f"{len(later)} requests after recovery, not 200: {dict(bad) or 'none'}",
+            )
+        )
+    end = r.recovered_at if r.recovered_at is not None else float("inf")
+    between = r.transition() + [op for op in r.operations if r.lifted <= op.start < end]
+    stray = Counter(op.label for op in between if op.status not in exp.during | {200})
+    checks.append(
+        CheckResult(
+            "answers-in-transition",
+            not stray,
+            f"{len(between)} requests around injection and removal, and before recovery, "
+            f"unexpected: {dict(stray) or 'none'}",
+        )
+    )
+    checks.append(no_hang(r))
+    checks.append(fault_observed(r))
+    return checks

@@ -1,0 +1,92 @@
+"""Database faults: a row lock held, idle backends terminated, PostgreSQL stopped or frozen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chaos.checks.base import CheckResult
+from chaos.faults.base import Fault, FaultContext
+from chaos.infra.waiting import wait_for
+
+__all__ = ["DatabaseDown", "DatabaseFrozen", "HoldRowLock", "TerminateIdleBackends"]
+
+
+@dataclass(frozen=True)
+class HoldRowLock(Fault):
+    """The admin connection holds the target's row lock on every key of the workload."""
+
+    @property
+    def kind(self) -> str:
+        return "row lock held by admin"
+
+    def inject(self, ctx: FaultContext) -> None:
+        for key in ctx.keys:
+            ctx.resources.enter_context(ctx.target.lock_key(ctx.admin, key))
+
+    def remove(self, ctx: FaultContext) -> None:
+        ctx.resources.close()
+
+
+@dataclass(frozen=True)
+class TerminateIdleBackends(Fault):
+    """pg_terminate_backend on every idle pooled backend, while no request is in flight.
+
+    Invisible to clients: the pool checks a connection before handing it out.
+    """
+
+    @property
+    def kind(self) -> str:
+        return "pg_terminate_backend(idle)"
+
+    def inject(self, ctx: FaultContext) -> None:
+        ctx.workload.pause(timeout=ctx.limits.cleanup_bound)
+        try:
+            idle = {b.pid for b in ctx.admin.backends() if b.state == "idle"}
+            terminated = [pid for pid in idle if ctx.admin.terminate(pid)]
+            wait_for(
+                lambda: not idle & {b.pid for b in ctx.admin.backends()},
+                timeout=ctx.limits.request_deadline,
+                what=f"{len(idle)} terminated backends gone",
+            )
+            ctx.notes["terminated"] = len(terminated)
+            ctx.evidence.append(f"{len(terminated)} idle backends terminated")
+            ctx.checks.append(
+                CheckResult(
+                    "fault:terminated-every-idle-backend",
+                    len(terminated) >= ctx.limits.pool_min_size,
+                    f"terminated {len(terminated)} idle backends (pool min size "
+                    f"{ctx.limits.pool_min_size})",
+                )
+            )
+        finally:
+            ctx.workload.resume()
+
+
+@dataclass(frozen=True)
+class DatabaseDown(Fault):
+    """PostgreSQL stopped like a crash, then started again on the same data."""
+
+    @property
+    def kind(self) -> str:
+        return "postgres stopped (immediate)"
+
+    def inject(self, ctx: FaultContext) -> None:
+        ctx.stack.stop_database()
+
+    def remove(self, ctx: FaultContext) -> None:
+        ctx.stack.start_database()
+
+
+@dataclass(frozen=True)
+class DatabaseFrozen(Fault):
+    """PostgreSQL's processes paused (SIGSTOP / docker pause), then resumed."""
+
+    @property
+    def kind(self) -> str:
+        return "postgres frozen (SIGSTOP)"
+
+    def inject(self, ctx: FaultContext) -> None:
+        ctx.stack.pause_database()
+
+    def remove(self, ctx: FaultContext) -> None:
+        ctx.stack.resume_database()

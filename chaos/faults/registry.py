@@ -1,0 +1,139 @@
+"""Fault kinds by name, as scenario files write them.
+
+Built-in kinds are below; a target adds its own (`Target.fault_kinds`), and any
+installed package adds more through the entry point group `chaos.faults`::
+
+    [project.entry-points."chaos.faults"]
+    disk-full = "mypackage.faults:DiskFull"
+
+The entry point loads a callable (usually a Fault subclass) that takes the file's keys
+(everything but `kind`) as keyword arguments and returns a Fault.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+from chaos.errors import ScenarioError
+from chaos.faults.base import Fault
+from chaos.faults.database import DatabaseDown, DatabaseFrozen, HoldRowLock, TerminateIdleBackends
+from chaos.faults.network import NetworkToxic, ProxyDown
+from chaos.infra.toxiproxy import AnyToxic, Stream, known_attributes
+
+if TYPE_CHECKING:
+    from chaos.targets.base import Target
+
+__all__ = [
+    "BUILTIN_FAULTS",
+    "ENTRY_POINT_GROUP",
+    "FaultFactory",
+    "build_fault",
+    "fault_kinds",
+    "toxic",
+]
+
+ENTRY_POINT_GROUP = "chaos.faults"
+
+FaultFactory = Callable[..., Fault]
+
+
+def toxic(
+    *,
+    type: str,
+    attributes: Mapping[str, object] | None = None,
+    stream: Stream = "downstream",
+    toxicity: float = 1.0,
+    name: str | None = None,
+    reconnect_every: float | None = None,
+) -> NetworkToxic:
+    """Any Toxiproxy toxic by its type name, with its attributes as the server names them.
+
+    For the types Toxiproxy 2.12 knows, attribute names are checked (a typo fails before
+    anything runs); a type it adds later is passed through for the server to validate.
+    """
+    attrs = dict(attributes or {})
+    known = known_attributes(type)
+    if known is not None and not set(attrs) <= known:
+        raise ValueError(
+            f"attributes {sorted(set(attrs) - known)} unknown to toxic {type!r}; expected "
+            f"some of {sorted(known)}"
+        )
+    for key, value in attrs.items():
+        if not isinstance(value, int | float | str | bool):
+            raise ValueError(f"attributes.{key}: expected a number or a string, got {value!r}")
+    spec = AnyToxic(toxic_type=type, attrs=attrs, stream=stream, toxicity=toxicity, name=name)
+    return NetworkToxic(spec, reconnect_every=reconnect_every)
+
+
+BUILTIN_FAULTS: Mapping[str, FaultFactory] = {
+    "toxic": toxic,
+    "proxy-down": ProxyDown,
+    "row-lock": HoldRowLock,
+    "terminate-idle-backends": TerminateIdleBackends,
+    "database-down": DatabaseDown,
+    "database-frozen": DatabaseFrozen,
+}
+
+
+def fault_kinds(target: Target | None = None) -> dict[str, FaultFactory]:
+    """Every fault kind a scenario file may name: built-in, the target's, entry points'."""
+    kinds: dict[str, FaultFactory] = dict(BUILTIN_FAULTS)
+    if target is not None:
+        kinds.update(target.fault_kinds())
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in kinds:
+            raise ScenarioError(
+                f"entry point {ep.value!r} in group {ENTRY_POINT_GROUP!r} redefines the fault "
+                f"kind {ep.name!r}"
+            )
+        kinds[ep.name] = _lazy(ep.name, ep.load)
+    return kinds
+
+
+def _lazy(name: str, load: Callable[[], object]) -> FaultFactory:
+    def factory(**params: object) -> Fault:
+        try:
+            made = load()
+        except Exception as exc:
+            raise ScenarioError(
+                f"fault kind {name!r}: loading its entry point failed: {exc}"
+            ) from exc
+        if not callable(made):
+            raise ScenarioError(f"fault kind {name!r}: entry point is not callable: {made!r}")
+        _bind(name, made, params)
+        fault = made(**params)
+        if not isinstance(fault, Fault):
+            raise ScenarioError(f"fault kind {name!r} made {fault!r}, not a chaos Fault")
+        return fault
+
+    return factory
+
+
+def _bind(kind: str, factory: Callable[..., object], params: Mapping[str, object]) -> None:
+    try:
+        inspect.signature(factory).bind(**params)
+    except TypeError as exc:
+        raise ValueError(f"{exc} (fault kind {kind!r})") from exc
+    except ValueError:  # no signature to inspect (a builtin): calling it will tell
+        pass
+
+
+def build_fault(kinds: Mapping[str, FaultFactory], params: Mapping[str, object]) -> Fault:
+    """The fault a file declares: `kind` plus that kind's keyword arguments.
+
+    ValueError, with what was expected, when the declaration is wrong.
+    """
+    kind = params.get("kind")
+    if not isinstance(kind, str) or kind not in kinds:
+        raise ValueError(f"kind: expected one of {', '.join(sorted(kinds))}, got {kind!r}")
+    rest = {k: v for k, v in params.items() if k != "kind"}
+    factory = kinds[kind]
+    _bind(kind, factory, rest)
+    try:
+        fault = factory(**rest)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{kind}: {exc}") from exc
+    return fault

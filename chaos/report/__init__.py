@@ -1,0 +1,3 @@
+"""Reports of a run: JSON journal, JUnit XML, HTML with timelines."""
+
+__all__: list[str] = []

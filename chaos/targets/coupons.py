@@ -1,0 +1,342 @@
+"""The coupon service as a target: the claim, the coupon data, its invariants, its row lock.
+
+Everything in the toolkit that knows coupons is here (DESIGN section 4's checkers over the
+claims table, the claim request, the row-lock SQL, the mid-transaction fault).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from chaos.checks.base import CheckResult, sample
+from chaos.checks.probes import read_metrics
+from chaos.errors import ScenarioError, WaitTimeout
+from chaos.faults.base import Fault, FaultContext
+from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.waiting import wait_for
+from chaos.run.history import Operation, Outcome
+from chaos.run.workload import run_operations
+
+__all__ = [
+    "CLIENT_TIMEOUT",
+    "COUPONS",
+    "ClaimRequest",
+    "CouponState",
+    "CouponsTarget",
+    "TerminateMidTransaction",
+    "check_history",
+    "check_timed_out_absent",
+    "claim_once",
+    "hold_claim",
+    "read_state",
+    "run_claims",
+]
+
+CLIENT_TIMEOUT = 30.0
+"""A client's patience in `run_claims` when the caller names none (stress tests, outside
+scenario runs, which derive theirs from the limits): far above any deadline the service
+is configured with, so that a hang shows as a client timeout rather than a wait."""
+
+ClaimRequest = tuple[str, str]
+"""(user_id, coupon_name)."""
+
+
+async def claim_once(
+    client: httpx.AsyncClient, user_id: str, coupon: str, *, clock_zero: float = 0.0
+) -> Operation:
+    """Send one claim; client-side errors (timeouts, resets) are recorded, not raised."""
+    start = time.monotonic() - clock_zero
+    status: int | None = None
+    error: str | None = None
+    retry_after = write_attempted = None
+    try:
+        resp = await client.post(
+            "/api/coupons/claim", json={"user_id": user_id, "coupon_name": coupon}
+        )
+        status = resp.status_code
+        retry_after = resp.headers.get("retry-after")
+        write_attempted = resp.headers.get("x-write-attempted")
+    except httpx.TimeoutException:
+        error = "timeout"
+    except httpx.HTTPError as exc:
+        error = type(exc).__name__
+    return Operation(
+        kind="claim",
+        user_id=user_id,
+        coupon=coupon,
+        start=start,
+        end=time.monotonic() - clock_zero,
+        status=status,
+        error=error,
+        retry_after=retry_after,
+        write_attempted=write_attempted,
+    )
+
+
+async def run_claims(
+    base_url: str,
+    requests: Sequence[ClaimRequest],
+    *,
+    concurrency: int | None = None,
+    client_timeout: float = CLIENT_TIMEOUT,
+    clock_zero: float = 0.0,
+) -> list[Operation]:
+    """Send every claim, at most `concurrency` at once (all at once by default)."""
+    return await run_operations(
+        base_url,
+        requests,
+        COUPONS.operate,
+        concurrency=concurrency,
+        client_timeout=client_timeout,
+        clock_zero=clock_zero,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CouponState:
+    """What the database holds for the run's coupons."""
+
+    amounts: dict[str, int]
+    remaining: dict[str, int]
+    claims: list[tuple[str, str]]
+    """(user_id, coupon_name) of every claim, duplicates included."""
+
+
+def read_state(admin: PostgresAdmin, coupons: Sequence[str]) -> CouponState:
+    """Read the coupons and their claims."""
+    rows = admin.query(
+        "SELECT name, amount, remaining_amount FROM coupons WHERE name = ANY(%s)", (list(coupons),)
+    )
+    claims = admin.query(
+        "SELECT user_id, coupon_name FROM claims WHERE coupon_name = ANY(%s)", (list(coupons),)
+    )
+    return CouponState(
+        amounts={str(r[0]): int(str(r[1])) for r in rows},
+        remaining={str(r[0]): int(str(r[2])) for r in rows},
+        claims=[(str(c[0]), str(c[1])) for c in claims],
+    )
+
+
+def check_history(ops: Sequence[Operation], state: CouponState) -> list[CheckResult]:
+    """The coupon invariants of a run (DESIGN section 4): every acknowledged claim is
+    present; no claim exists that nobody attempted (nor one a `fail` answer denied);
+    claims never exceed amount; conservation; one claim per user and coupon."""
+    claims = [op for op in ops if op.kind == "claim"]
+    present = set(state.claims)
+    attempted = {(op.user_id, op.coupon) for op in claims}
+    ok = [op for op in claims if op.outcome is Outcome.OK]
+    missing = [(op.user_id, op.coupon) for op in ok if (op.user_id, op.coupon) not in present]
+    phantom = [c for c in present if c not in attempted]
+    denied = [
+        (op.user_id, op.coupon, op.label)
+        for op in claims
+        if op.outcome is Outcome.FAIL
+        and (op.user_id, op.coupon) in present
+        # a user's other attempt may have succeeded (double dip)
+        and not any(
+            o.outcome is not Outcome.FAIL
+            for o in claims
+            if (o.user_id, o.coupon) == (op.user_id, op.coupon)
+        )
+    ]
+    per_coupon = Counter(c for _, c in state.claims)
+    oversold = {
+        c: (n, state.amounts.get(c)) for c, n in per_coupon.items() if n > state.amounts.get(c, 0)
+    }
+    unbalanced = {
+        c: (state.remaining[c], per_coupon.get(c, 0), state.amounts[c])
+        for c in state.amounts
+        if state.remaining[c] + per_coupon.get(c, 0) != state.amounts[c]
+    }
+    dupes = [c for c, n in Counter(state.claims).items() if n > 1]
+    return [
+        CheckResult(
+            "acknowledged-claims-present",
+            not missing,
+            f"{len(ok)} ok claims, {len(missing)} missing: {sample(missing)}",
+        ),
+        CheckResult(
+            "no-unattempted-claims",
+            not phantom,
+            f"{len(present)} claims, {len(phantom)} nobody attempted: {sample(phantom)}",
+        ),
+        CheckResult(
+            "failed-claims-absent",
+            not denied,
+            f"{len(denied)} claims exist for fail answers: {sample(denied)}",
+        ),
+        CheckResult(
+            "claims-within-amount",
+            not oversold,
+            f"oversold coupons (claims, amount): {oversold or 'none'}",
+        ),
+        CheckResult(
+            "conservation",
+            not unbalanced,
+            f"remaining + claims != amount for (remaining, claims, amount): {unbalanced or 'none'}",
+        ),
+        CheckResult("one-claim-per-user", not dupes, f"duplicate claims: {sample(dupes)}"),
+    ]
+
+
+def check_timed_out_absent(ops: Sequence[Operation], state: CouponState) -> CheckResult:
+    """504 claims left nothing: the server cancelled the statement and rolled it back."""
+    present = set(state.claims)
+    timed_out = [op for op in ops if op.kind == "claim" and op.status == 504]
+    left = [op.user_id for op in timed_out if (op.user_id, op.coupon) in present]
+    return CheckResult(
+        "timed-out-claims-absent",
+        not left,
+        f"{len(timed_out)} claims answered 504, {len(left)} of them committed: {sample(left)}",
+    )
+
+
+@contextmanager
+def hold_claim(admin: PostgresAdmin, user_id: str, coupon_name: str) -> Iterator[int]:
+    """Insert a claim in an open transaction and hold it, then roll back.
+
+    A service claim of the same (user, coupon) decrements the stock, then waits on the
+    unique index for this transaction: a write already made, then a lock wait.
+    Yields the holder's backend pid (for `wait_for_backend(blocked_by=...)`).
+    """
+    with admin.lock_connection() as conn:
+        conn.execute("BEGIN")
+        try:
+            conn.execute(
+                "INSERT INTO claims (user_id, coupon_name) VALUES (%s, %s)",
+                (user_id, coupon_name),
+            )
+            yield conn.info.backend_pid
+        finally:
+            if not conn.closed:
+                conn.execute("ROLLBACK")
+
+
+@dataclass(frozen=True)
+class TerminateMidTransaction(Fault):
+    """pg_terminate_backend on a claim that has already written.
+
+    The admin connection holds an uncommitted claim of (victim, coupon); the service's
+    claim of the same pair decrements the stock, then waits on the unique index. That
+    backend is terminated: the client must get 503, and the decrement must roll back.
+    """
+
+    @property
+    def kind(self) -> str:
+        return "pg_terminate_backend(mid-transaction)"
+
+    def inject(self, ctx: FaultContext) -> None:
+        coupon = ctx.create_key("victim", 10)
+        victim = f"victim-{ctx.run_id}"
+        before = _pool_losses(ctx)
+        with hold_claim(ctx.admin, victim, coupon) as holder:
+            pending = ctx.workload.submit(victim, coupon)
+            # Only the victim waits for the holder; the workload's claims (same query
+            # text) can be waiting on each other's row locks at the same moment.
+            (waiting,) = ctx.admin.wait_for_backend(
+                timeout=ctx.limits.request_deadline,
+                wait_event_type="Lock",
+                query_contains="INSERT INTO claims",
+                blocked_by=holder,
+            )
+            remaining_mid = ctx.admin.scalar(
+                "SELECT remaining_amount FROM coupons WHERE name = %s", (coupon,)
+            )
+            if ctx.admin.terminate(waiting.pid):
+                ctx.evidence.append(f"backend {waiting.pid} terminated mid-transaction")
+            op = pending.result(timeout=ctx.limits.cleanup_bound)
+        remaining = ctx.admin.scalar(
+            "SELECT remaining_amount FROM coupons WHERE name = %s", (coupon,)
+        )
+        claims = ctx.admin.scalar("SELECT count(*) FROM claims WHERE coupon_name = %s", (coupon,))
+        ctx.notes["victim_status"] = op.status
+        ctx.notes["victim_latency"] = round(op.latency, 3)
+        ctx.checks += [
+            CheckResult(
+                "fault:victim-answered-503",
+                op.status == 503 and op.retry_after is not None,
+                f"victim claim answered {op.label} (Retry-After {op.retry_after}) "
+                f"after {op.latency:.3f} s",
+            ),
+            CheckResult(
+                "fault:no-partial-commit",
+                remaining == 10 and claims == 0,
+                f"victim coupon: remaining {remaining} (10 expected; the uncommitted "
+                f"decrement was not visible: {remaining_mid}), claims {claims} (0 expected)",
+            ),
+        ]
+        # The broken connection leaves the pool: its stats show it.
+        try:
+            wait_for(
+                lambda: _pool_losses(ctx) > before,
+                timeout=ctx.limits.request_deadline,
+                what="pool stats to count the broken connection",
+            )
+            lost_seen = True
+        except WaitTimeout:
+            lost_seen = False
+        ctx.checks.append(
+            CheckResult(
+                "fault:broken-connection-left-the-pool",
+                lost_seen,
+                f"returns_bad + connections_lost + checks_failed: {before} before, "
+                f"{_pool_losses(ctx)} after",
+            )
+        )
+
+
+def _pool_losses(ctx: FaultContext) -> int:
+    m = read_metrics(ctx.service)
+    return int(
+        m.get("db_pool_returns_bad_total", 0)
+        + m.get("db_pool_connections_lost_total", 0)
+        + m.get("db_pool_checks_failed_total", 0)
+    )
+
+
+class CouponsTarget:
+    """The coupon service: claims of coupons by users (see the module docstring)."""
+
+    name = "coupons"
+    application_name = "coupon-service"
+
+    def create_key(self, service: httpx.Client, name: str, amount: int) -> str:
+        resp = service.post("/api/coupons", json={"name": name, "amount": amount})
+        if resp.status_code != 201:
+            raise ScenarioError(f"creating coupon {name} answered {resp.status_code}: {resp.text}")
+        return name
+
+    async def operate(
+        self, client: httpx.AsyncClient, user: str, key: str, *, clock_zero: float
+    ) -> Operation:
+        return await claim_once(client, user, key, clock_zero=clock_zero)
+
+    def check(
+        self,
+        admin: PostgresAdmin,
+        operations: Sequence[Operation],
+        keys: Sequence[str],
+        *,
+        timed_out_absent: bool,
+    ) -> list[CheckResult]:
+        state = read_state(admin, keys)
+        checks = check_history(operations, state)
+        if timed_out_absent:
+            checks.append(check_timed_out_absent(operations, state))
+        return checks
+
+    def lock_key(self, admin: PostgresAdmin, key: str) -> AbstractContextManager[None]:
+        return admin.hold_row_lock("coupons", "name", key)
+
+    def fault_kinds(self) -> Mapping[str, type[Fault]]:
+        return {"terminate-mid-transaction": TerminateMidTransaction}
+
+
+COUPONS = CouponsTarget()
+"""The coupon service's target (the default of the engine, the CLI and the plugin)."""

@@ -1,0 +1,169 @@
+"""The answer checks and `fault-observed` over synthetic runs (every verdict can fail)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chaos.checks.answers import answer_checks, evidence, fault_observed
+from chaos.checks.probes import Limits, Snapshot
+from chaos.faults import ProxyDown
+from chaos.run.history import Operation
+from chaos.run.result import ScenarioResult
+from chaos.scenarios.model import ACQUIRE, Expect, Scenario
+
+LIMITS = Limits(
+    pool_max_size=4,
+    pool_min_size=4,
+    pool_max_waiting=64,
+    acquire_timeout=0.5,
+    statement_timeout=1.5,
+    connect_timeout=2.0,
+    request_deadline=2.0,
+    health_timeout=0.5,
+    retry_after=1,
+)
+
+
+def op(
+    user: str, status: int | None, start: float, end: float, retry: str | None = "1"
+) -> Operation:
+    return Operation(
+        "claim",
+        user,
+        "C",
+        start,
+        end,
+        status,
+        error=None if status else "timeout",
+        retry_after=retry if status == 503 else None,
+    )
+
+
+def snap(**counters: int) -> Snapshot:
+    base = dict.fromkeys(Snapshot.__slots__, 0)  # type: ignore[attr-defined]
+    base.update(counters)
+    return Snapshot(**base)
+
+
+def result(
+    ops: list[Operation], expect: Expect, *, recovered: float | None = 3.12
+) -> ScenarioResult:
+    scenario = Scenario(name="s", description="d", fault=ProxyDown(), expect=expect)
+    r = ScenarioResult(scenario=scenario, run_id="r", started_at="now", limits=LIMITS)
+    r.inject_began, r.fault_start, r.fault_end, r.lifted = 1.0, 1.0, 3.0, 3.0
+    r.operations = ops
+    r.recovered_at = recovered
+    r.baseline = r.after = snap()
+    return r
+
+
+def verdicts(r: ScenarioResult) -> dict[str, bool]:
+    return {c.name: c.passed for c in answer_checks(r)}
+
+
+EXPECT_503 = Expect(during={503}, must_see={503}, latency={503: ACQUIRE}, health=503)
+GOOD = [
+    op("a", 200, 0.5, 0.51),
+    op("b", 503, 1.5, 1.6),
+    op("c", 503, 2.0, 2.1),
+    op("d", 200, 3.1, 3.12),
+    op("e", 200, 3.2, 3.22),
+]
+
+
+def good() -> ScenarioResult:
+    r = result(list(GOOD), EXPECT_503)
+    r.health_during = (503, 0.1)
+    return r
+
+
+def test_a_run_as_expected_passes_every_answer_check() -> None:
+    got = verdicts(good())
+    assert all(got.values()), got
+    assert set(got) == {
+        "ok-before-fault",
+        "answers-during-fault",
+        "latency-503",
+        "retry-after-on-503",
+        "health-during-fault",
+        "recovery",
+        "ok-after-recovery",
+        "answers-in-transition",
+        "no-hang",
+        "fault-observed",
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "check"),
+    [
+        (lambda r: r.operations.__setitem__(0, op("a", 503, 0.5, 0.51)), "ok-before-fault"),
+        (lambda r: r.operations.__setitem__(1, op("b", 504, 1.5, 1.6)), "answers-during-fault"),
+        (
+            lambda r: r.operations.__setitem__(slice(1, 3), [op("b", 200, 1.5, 1.6)]),
+            "answers-during-fault",
+        ),
+        (lambda r: r.operations.__setitem__(1, op("b", 503, 1.5, 2.6)), "latency-503"),
+        (
+            lambda r: r.operations.__setitem__(1, op("b", 503, 1.5, 1.6, retry=None)),
+            "retry-after-on-503",
+        ),
+        (lambda r: setattr(r, "health_during", (200, 0.1)), "health-during-fault"),
+        (lambda r: setattr(r, "health_during", (503, 1.5)), "health-during-fault"),
+        (lambda r: setattr(r, "recovered_at", None), "recovery"),
+        (lambda r: setattr(r, "recovered_at", 5.5), "recovery"),
+        (lambda r: r.operations.append(op("f", 503, 3.3, 3.31)), "ok-after-recovery"),
+        (lambda r: r.operations.append(op("f", 500, 0.9, 1.2)), "answers-in-transition"),
+        (lambda r: r.operations.append(op("f", None, 3.3, 3.31)), "no-hang"),
+        (lambda r: r.operations.append(op("f", 200, 3.3, 6.0)), "no-hang"),
+    ],
+)
+def test_each_answer_check_fails_when_it_should(change: object, check: str) -> None:
+    r = good()
+    change(r)  # type: ignore[operator]
+    assert verdicts(r)[check] is False
+
+
+def test_fault_observed_needs_evidence_of_an_accepted_kind() -> None:
+    quiet = result(
+        [op("a", 200, 0.5, 0.51), op("b", 200, 1.5, 1.51), op("c", 200, 3.1, 3.11)],
+        Expect(during={200}),
+    )
+    assert evidence(quiet) == {}
+    assert not fault_observed(quiet).passed
+
+    quiet.after = snap(connection_errors=2)
+    assert set(evidence(quiet)) == {"connect-errors"}
+    assert fault_observed(quiet).passed
+
+    picky = result(quiet.operations, Expect(during={200}, observed={"latency"}))
+    picky.after = snap(connections_lost=1, connection_errors=2)
+    check = fault_observed(picky)
+    assert not check.passed
+    assert "not accepted as proof here: connect-errors, connections-lost" in check.detail
+
+
+def test_latency_evidence_compares_with_the_warm_up() -> None:
+    warm = [op(f"w{i}", 200, 0.1 + i * 0.01, 0.11 + i * 0.01) for i in range(20)]
+    slow = [op(f"s{i}", 200, 1.1 + i * 0.05, 1.3 + i * 0.05) for i in range(10)]
+    r = result(warm + slow, Expect(during={200}, observed={"latency"}))
+    assert fault_observed(r).passed
+    assert "above the warm-up's 95th percentile" in fault_observed(r).detail
+    same = [op(f"s{i}", 200, 1.1 + i * 0.05, 1.11 + i * 0.05) for i in range(10)]
+    assert not fault_observed(result(warm + same, Expect(during={200}))).passed
+
+
+def test_the_fault_reports_its_own_evidence() -> None:
+    r = result([op("a", 200, 0.5, 0.51)], Expect(during={200}, observed={"fault"}))
+    assert not fault_observed(r).passed
+    r.evidence = ["4 idle backends terminated"]
+    assert "4 idle backends terminated" in fault_observed(r).detail
+
+
+def test_slow_failures_need_every_failure_to_be_slow() -> None:
+    warm = [op(f"w{i}", 200, 0.1 + i * 0.01, 0.11 + i * 0.01) for i in range(20)]
+    late = [op("x", 503, 1.2, 1.75), op("y", 503, 1.5, 2.05)]
+    r = result(warm + late, Expect(during={200, 503}, observed={"slow-failures"}))
+    assert fault_observed(r).passed
+    fast = op("z", 503, 1.6, 1.62)  # one failure as fast as a success: not the toxic's doing
+    assert not fault_observed(result([*warm, *late, fast], r.scenario.expect)).passed

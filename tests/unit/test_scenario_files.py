@@ -1,0 +1,251 @@
+"""Scenario files: the loader, its error messages, bound expressions, fault kinds."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from chaos.checks.probes import Limits
+from chaos.errors import ScenarioError
+from chaos.faults import NetworkToxic, ProxyDown, fault_kinds
+from chaos.scenarios.bounds import SLACK, Bound, bound_names, evaluate
+from chaos.scenarios.catalogue import CATALOGUE
+from chaos.scenarios.loader import ScenarioFileError, load_scenarios
+from chaos.targets.coupons import TerminateMidTransaction
+
+LIMITS = Limits(
+    pool_max_size=4,
+    pool_min_size=4,
+    pool_max_waiting=64,
+    acquire_timeout=0.5,
+    statement_timeout=1.5,
+    connect_timeout=2.0,
+    request_deadline=2.0,
+    health_timeout=0.5,
+    retry_after=1,
+)
+
+
+def write(tmp_path: Path, name: str, body: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def problems(*paths: Path) -> list[str]:
+    with pytest.raises(ScenarioFileError) as info:
+        load_scenarios(paths)
+    return info.value.problems
+
+
+# ------------------------------------------------------------------------------ bounds
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("request_deadline + slack", 2.0 + SLACK),
+        ("request_deadline + 0.5", 2.5),
+        ("2 * acquire_timeout", 1.0),
+        ("(statement_timeout - 0.5) / 2", 0.5),
+        ("-1 + health_timeout", -0.5),
+        ("3", 3.0),
+    ],
+)
+def test_bounds_are_arithmetic_over_the_limits(text: str, seconds: float) -> None:
+    assert Bound(text).seconds(LIMITS) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("request_deadlin + 1", "unknown name 'request_deadlin'"),
+        ("__import__('os')", "is not allowed"),
+        ("request_deadline ** 2", "is not allowed"),
+        ("limits.request_deadline", "is not allowed"),
+        ("1 / 0", "divides by zero"),
+        ("request_deadline +", "is not an expression"),
+        ("'text'", "is not allowed"),
+        ("True", "is not allowed"),
+    ],
+)
+def test_bad_bounds_are_named(text: str, message: str) -> None:
+    with pytest.raises(ScenarioError, match=message):
+        evaluate(text, bound_names(LIMITS))
+
+
+# ------------------------------------------------------------------------------ files
+
+GOOD = """
+scenarios:
+  - name: my-latency
+    description: a toxic by its type name, any attributes
+    fault:
+      kind: toxic
+      type: latency
+      attributes: {latency: 300, jitter: 10}
+      stream: upstream
+      toxicity: 0.5
+    workload: {concurrency: 3, keys: 1, stock: 50, warmup: 5}
+    duration: 1.5
+    recovery_bound: 3
+    expect:
+      during: [200, 504]
+      must_see: [200]
+      latency: {504: request_deadline + 0.5}
+      health: 200
+      observed: [latency]
+  - name: my-proxy-down
+    description: a fault kind without parameters
+    fault: {kind: proxy-down}
+    expect: {during: [503]}
+  - name: my-victim
+    description: the coupon target's own fault kind
+    fault: {kind: terminate-mid-transaction}
+    expect: {during: [200, 503]}
+  - name: a-future-toxic
+    description: a toxic type this release does not know, passed to the server as is
+    fault: {kind: toxic, type: brand_new, attributes: {knob: 3}}
+    expect: {during: [200]}
+"""
+
+
+def test_a_file_declares_everything_a_scenario_has(tmp_path: Path) -> None:
+    first, down, victim, future = load_scenarios([write(tmp_path, "a.yaml", GOOD)])
+    assert isinstance(first.fault, NetworkToxic)
+    assert first.fault.toxic.to_payload() == {
+        "name": "latency_upstream",
+        "type": "latency",
+        "stream": "upstream",
+        "toxicity": 0.5,
+        "attributes": {"latency": 300, "jitter": 10},
+    }
+    assert (first.workload.concurrency, first.workload.keys, first.workload.stock) == (3, 1, 50)
+    assert (first.duration, first.recovery_bound) == (1.5, 3.0)
+    assert first.expect.during == {200, 504}
+    assert first.expect.latency[504].seconds(LIMITS) == pytest.approx(2.5)
+    assert first.expect.health == 200
+    assert first.expect.observed == {"latency"}
+    assert isinstance(down.fault, ProxyDown)
+    assert isinstance(victim.fault, TerminateMidTransaction)
+    assert future.fault.kind.startswith("brand_new(knob=3)")
+
+
+def test_a_directory_loads_its_yaml_files(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", GOOD)
+    write(tmp_path, "notes.txt", "not a scenario file")
+    assert len(load_scenarios([tmp_path])) == 4
+
+
+def test_every_problem_of_every_file_is_reported_before_anything_runs(tmp_path: Path) -> None:
+    bad = write(
+        tmp_path,
+        "bad.yaml",
+        """
+        scenarios:
+          - name: typo-attribute
+            description: d
+            fault: {kind: toxic, type: latency, attributes: {latancy: 100}}
+            expect: {during: [200]}
+          - name: unknown-kind
+            description: d
+            fault: {kind: disk-full}
+            expect: {during: [200]}
+          - name: bad-status
+            description: d
+            fault: {kind: proxy-down}
+            expect: {during: [200, "x"]}
+          - name: must-see-outside
+            description: d
+            fault: {kind: proxy-down}
+            expect: {during: [503], must_see: [504]}
+          - name: extra-field
+            description: d
+            fault: {kind: proxy-down}
+            expect: {during: [503]}
+            durations: 3
+          - name: bad-workload
+            description: d
+            fault: {kind: proxy-down}
+            workload: {concurrency: 0}
+            expect: {during: [503]}
+          - name: bad-param
+            description: d
+            fault: {kind: proxy-down, seconds: 3}
+            expect: {during: [503]}
+          - name: bad-evidence
+            description: d
+            fault: {kind: proxy-down}
+            expect: {during: [503], observed: [vibes]}
+        """,
+    )
+    other = write(tmp_path, "other.yaml", "scenarios: {not: a list}\n")
+    found = problems(bad, other)
+    expected = [
+        "bad.yaml: scenario 'typo-attribute' (#1): fault: toxic: attributes ['latancy'] "
+        "unknown to toxic 'latency'",
+        "bad.yaml: scenario 'unknown-kind' (#2): fault: kind: expected one of",
+        "bad.yaml: scenario 'bad-status' (#3): expect.during: expected a list of HTTP statuses",
+        "bad.yaml: scenario 'must-see-outside' (#4): expect.must_see: [504] not within",
+        "bad.yaml: scenario 'extra-field' (#5): durations: unknown field",
+        "bad.yaml: scenario 'bad-workload' (#6): workload.concurrency: expected a positive",
+        "bad.yaml: scenario 'bad-param' (#7): fault: ",
+        "bad.yaml: scenario 'bad-evidence' (#8): expect.observed: expected a non-empty list",
+        "other.yaml: scenario -: scenarios: expected a top-level `scenarios:` list",
+    ]
+    assert len(found) == len(expected), found
+    for line, start in zip(found, expected, strict=True):
+        assert start in line, (start, line)
+    assert "seconds" in found[6]
+
+
+def test_duplicate_names_across_files_are_an_error(tmp_path: Path) -> None:
+    a = write(tmp_path, "a.yaml", GOOD)
+    b = write(tmp_path, "b.yaml", GOOD)
+    assert any("'my-latency'" in p and "already declared in" in p for p in problems(a, b))
+
+
+def test_invalid_yaml_is_named(tmp_path: Path) -> None:
+    (line,) = problems(write(tmp_path, "broken.yaml", "scenarios: [\n"))
+    assert "broken.yaml" in line
+    assert "not valid YAML" in line
+
+
+def test_the_catalogue_is_a_scenario_file() -> None:
+    names = [s.name for s in CATALOGUE]
+    assert len(names) == len(set(names)) >= 18
+    assert "reset-peer-partial" in names
+
+
+def test_third_party_fault_kinds_come_from_entry_points(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from importlib.metadata import EntryPoint
+
+    import chaos.faults.registry as registry
+
+    ep = EntryPoint(
+        name="always-down", value="chaos.faults.network:ProxyDown", group="chaos.faults"
+    )
+    monkeypatch.setattr(
+        registry, "entry_points", lambda group: [ep] if group == "chaos.faults" else []
+    )
+    assert "always-down" in fault_kinds()
+    (scenario,) = load_scenarios(
+        [
+            write(
+                tmp_path,
+                "ep.yaml",
+                """
+                scenarios:
+                  - name: from-a-plugin
+                    description: a fault kind from another package
+                    fault: {kind: always-down}
+                    expect: {during: [503]}
+                """,
+            )
+        ]
+    )
+    assert isinstance(scenario.fault, ProxyDown)
