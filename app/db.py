@@ -252,18 +252,25 @@ class Database:
         try:
             conn = await self._checked_connection(acquire_by)
             acquired, acquired_cpu = time.monotonic(), time.process_time()
+            answered = False  # the database answered (a domain error is an answer too)
             try:
                 async with conn:  # commit on success, roll back on error
-                    return await work(conn, state)
+                    result = await work(conn, state)
+                answered = True
+                return result
+            except ServiceError:
+                answered = True
+                raise
             finally:
                 await self.pool.putconn(conn)  # a broken connection is discarded, replaced
                 now = time.monotonic()
                 held, busy = now - acquired, time.process_time() - acquired_cpu
-                # A unit during which this process was mostly on the CPU was stretched by
-                # the event loop (a burst still being parsed), not by the database: it
-                # says nothing about how fast the pool drains, and would refuse claims
-                # that drain in time.
-                if busy < LOOP_BOUND_SHARE * held:
+                # Learn only from units the database answered: one that failed or was
+                # abandoned at the deadline says how long a fault lasted, not how fast the
+                # pool drains, and would refuse claims once the fault is gone. And not from
+                # a unit during which this process was mostly on the CPU: the event loop
+                # (a burst still being parsed) stretched it, not the database.
+                if answered and busy < LOOP_BOUND_SHARE * held:
                     self.admission.record_unit(held, now)
         except ServiceError:
             raise

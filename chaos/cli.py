@@ -83,11 +83,14 @@ def _list(args: argparse.Namespace) -> int:
 @contextmanager
 def _compose(file: Path, project: str) -> Iterator[None]:
     base = ["docker", "compose", "-f", str(file), "-p", project]
-    try:
-        subprocess.run([*base, "up", "-d", "--build", "--wait"], check=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise ChaosError(f"docker compose up failed: {exc}") from exc
-    try:
+    # The service image installs its dependencies offline from wheels built on the host.
+    wheels = file.resolve().parent / "scripts" / "wheels.sh"
+    try:  # down also after a failed up: it may have left containers behind
+        try:
+            subprocess.run([wheels], check=True, env={**os.environ, "PYTHON": sys.executable})
+            subprocess.run([*base, "up", "-d", "--build", "--wait"], check=True)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise ChaosError(f"docker compose up failed: {exc}") from exc
         yield
     finally:
         subprocess.run([*base, "down", "-v", "--remove-orphans"], check=False)

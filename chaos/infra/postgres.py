@@ -212,6 +212,8 @@ class Backend:
     query: str
     wait_event_type: str | None
     xact_start_age: float | None
+    blocked_by: tuple[int, ...] = ()
+    """pg_blocking_pids: the backends whose locks this one waits for."""
 
 
 class PostgresAdmin:
@@ -261,7 +263,7 @@ class PostgresAdmin:
         """The service's backends (by application_name) with their state."""
         rows = self.query(
             "SELECT pid, state, query, wait_event_type,"
-            " EXTRACT(EPOCH FROM now() - xact_start)::float8"
+            " EXTRACT(EPOCH FROM now() - xact_start)::float8, pg_blocking_pids(pid)"
             " FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()"
             " ORDER BY pid",
             (self.application_name,),
@@ -273,6 +275,7 @@ class PostgresAdmin:
                 str(r[2] or ""),
                 None if r[3] is None else str(r[3]),
                 None if r[4] is None else float(str(r[4])),
+                tuple(int(str(p)) for p in r[5] or ()) if isinstance(r[5], list) else (),
             )
             for r in rows
         ]
@@ -288,9 +291,14 @@ class PostgresAdmin:
         state: str | None = None,
         wait_event_type: str | None = None,
         query_contains: str | None = None,
+        blocked_by: int | None = None,
         count: int = 1,
     ) -> list[Backend]:
-        """Wait until at least `count` service backends match; WaitTimeout otherwise."""
+        """Wait until at least `count` service backends match; WaitTimeout otherwise.
+
+        `blocked_by` (a backend pid) picks the backends waiting for that backend's locks:
+        under a workload, other claims wait on row locks with the same query text.
+        """
 
         def matching() -> list[Backend] | None:
             found = [
@@ -299,6 +307,7 @@ class PostgresAdmin:
                 if (state is None or b.state == state)
                 and (wait_event_type is None or b.wait_event_type == wait_event_type)
                 and (query_contains is None or query_contains in b.query)
+                and (blocked_by is None or blocked_by in b.blocked_by)
             ]
             return found if len(found) >= count else None
 

@@ -198,11 +198,12 @@ def check_timed_out_absent(ops: Sequence[Operation], state: CouponState) -> Chec
 
 
 @contextmanager
-def hold_claim(admin: PostgresAdmin, user_id: str, coupon_name: str) -> Iterator[None]:
+def hold_claim(admin: PostgresAdmin, user_id: str, coupon_name: str) -> Iterator[int]:
     """Insert a claim in an open transaction and hold it, then roll back.
 
     A service claim of the same (user, coupon) decrements the stock, then waits on the
     unique index for this transaction: a write already made, then a lock wait.
+    Yields the holder's backend pid (for `wait_for_backend(blocked_by=...)`).
     """
     with admin.lock_connection() as conn:
         conn.execute("BEGIN")
@@ -211,7 +212,7 @@ def hold_claim(admin: PostgresAdmin, user_id: str, coupon_name: str) -> Iterator
                 "INSERT INTO claims (user_id, coupon_name) VALUES (%s, %s)",
                 (user_id, coupon_name),
             )
-            yield
+            yield conn.info.backend_pid
         finally:
             if not conn.closed:
                 conn.execute("ROLLBACK")
@@ -234,12 +235,15 @@ class TerminateMidTransaction(Fault):
         coupon = ctx.create_key("victim", 10)
         victim = f"victim-{ctx.run_id}"
         before = _pool_losses(ctx)
-        with hold_claim(ctx.admin, victim, coupon):
+        with hold_claim(ctx.admin, victim, coupon) as holder:
             pending = ctx.workload.submit(victim, coupon)
+            # Only the victim waits for the holder; the workload's claims (same query
+            # text) can be waiting on each other's row locks at the same moment.
             (waiting,) = ctx.admin.wait_for_backend(
                 timeout=ctx.limits.request_deadline,
                 wait_event_type="Lock",
                 query_contains="INSERT INTO claims",
+                blocked_by=holder,
             )
             remaining_mid = ctx.admin.scalar(
                 "SELECT remaining_amount FROM coupons WHERE name = %s", (coupon,)
