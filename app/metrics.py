@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from app.connstats import CUT_OFF
 from app.db import Database
 from app.soldout import SoldOutBoard
 
@@ -109,6 +110,15 @@ class _RuntimeCollector(Collector):
                 "out after they arrived (no query of their own)",
                 value=self._sold_out.collapsed,
             )
+        cut = CounterMetricFamily(
+            "http_connections_cut_off",
+            "client connections the server closed: over HTTP_MAX_CONNECTIONS, a head or "
+            "body past its deadline, a head over HTTP_MAX_HEADER_BYTES, idle too long",
+            labels=["reason"],
+        )
+        for reason, count in sorted(CUT_OFF.items()):
+            cut.add_metric([reason], count)
+        yield cut
         yield GaugeMetricFamily(
             "db_background_cleanups",
             "timed-out database work still cleaning up",

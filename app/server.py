@@ -37,6 +37,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from app.api import create_app
+from app.connstats import cut_off
 from app.settings import Settings
 
 __all__ = ["FD_RESERVE", "GuardedHttpToolsProtocol", "HttpLimits", "fit_connection_cap", "serve"]
@@ -132,6 +133,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # Not registered: connection_lost finds nothing to undo but the transport.
             self.transport = transport
             self._refusals.note(self.limits.max_connections)
+            cut_off("connection_cap")
             transport.close()
             return
         super().connection_made(transport)
@@ -139,6 +141,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.timeout_keep_alive_task = self.loop.call_later(
             self.timeout_keep_alive, self.timeout_keep_alive_handler
         )
+
+    def timeout_keep_alive_handler(self) -> None:
+        if not self.transport.is_closing():
+            cut_off("idle_timeout")
+        super().timeout_keep_alive_handler()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
@@ -156,6 +163,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # end of a pipelined request before it, so the count errs on the high side.
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes:
+                cut_off("header_too_large")
                 self._answer_and_close(431, "request header fields too large")
             elif self._deadline is None:
                 # Counted from the end of the read that began the head: later by the
@@ -203,6 +211,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         # uvicorn's own answer to unparsable HTTP is text/plain without a request id.
         if self._head_too_large:
+            cut_off("header_too_large")
             self._answer_and_close(431, "request header fields too large")
         else:
             self._answer_and_close(400, "invalid request")
@@ -216,6 +225,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _head_timed_out(self) -> None:
         self._deadline = None
+        cut_off("head_timeout")
         self._answer_and_close(408, "request timeout")
 
     def _body_timed_out(self) -> None:
@@ -223,6 +233,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # answer http.disconnect, as for a client that went away.
         self._deadline = None
         if not self.transport.is_closing():
+            cut_off("body_timeout")
             self.transport.close()
 
     def _answer_and_close(self, status: int, message: str) -> None:

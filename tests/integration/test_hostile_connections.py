@@ -20,6 +20,7 @@ import httpx
 import psutil
 import pytest
 
+from chaos.checks.probes import read_metrics
 from chaos.infra.postgres import PostgresAdmin
 from chaos.infra.service import ServiceProcess
 from chaos.infra.waiting import wait_for
@@ -69,6 +70,13 @@ class Cut:
     answer: bytes = b""
     sent: int = 0
     errors: list[str] = field(default_factory=list)
+
+
+def cut_off_counts(client: httpx.Client) -> dict[str, float]:
+    """http_connections_cut_off_total by reason, from /metrics."""
+    found = read_metrics(client)
+    prefix = "http_connections_cut_off_total{reason="
+    return {k[len(prefix) : -1]: v for k, v in found.items() if k.startswith(prefix)}
 
 
 def _connect(service: ServiceProcess) -> socket.socket:
@@ -257,6 +265,7 @@ def test_idle_slowloris_and_slow_body_are_cut_while_claims_are_served(
 ) -> None:
     with httpx.Client(base_url=hostile_service.url, timeout=10.0) as probe:
         fds_before = metric(probe, "process_fds")
+        cut_before = cut_off_counts(probe)
         clients = [
             idle_client,
             keepalive_idle_client,
@@ -284,6 +293,11 @@ def test_idle_slowloris_and_slow_body_are_cut_while_claims_are_served(
             else:
                 assert cut.answer == b"", cut
         _assert_claims_served(admin, coupon, claims)
+        # /metrics says why each was cut off (the keep-alive one idled after its answer).
+        cut_after = cut_off_counts(probe)
+        assert cut_after["head_timeout"] - cut_before["head_timeout"] == HOSTILE_CLIENTS
+        assert cut_after["body_timeout"] - cut_before["body_timeout"] == HOSTILE_CLIENTS
+        assert cut_after["idle_timeout"] - cut_before["idle_timeout"] >= 2 * HOSTILE_CLIENTS
 
         # Nothing the hostile clients held outlives them (descriptors back to baseline).
         wait_for(
@@ -296,6 +310,8 @@ def test_idle_slowloris_and_slow_body_are_cut_while_claims_are_served(
 def test_oversized_header_gets_431_without_reading_it(
     hostile_service: ServiceProcess, admin: PostgresAdmin, coupon: str
 ) -> None:
+    with httpx.Client(base_url=hostile_service.url, timeout=10.0) as probe:
+        too_large_before = cut_off_counts(probe)["header_too_large"]
     assert hostile_service.pid is not None
     service_proc = psutil.Process(hostile_service.pid)
     rss_before = service_proc.memory_info().rss
@@ -312,6 +328,8 @@ def test_oversized_header_gets_431_without_reading_it(
             assert cut.answer.startswith(b"HTTP/1.1 431 "), cut.answer[:100]
     assert service_proc.memory_info().rss - rss_before < RSS_GROWTH_BOUND
     _assert_claims_served(admin, coupon, claims)
+    with httpx.Client(base_url=hostile_service.url, timeout=10.0) as probe:
+        assert cut_off_counts(probe)["header_too_large"] - too_large_before == len(cuts)
 
 
 @pytest.mark.parametrize("complete", [False, True], ids=["unfinished", "complete"])
@@ -424,13 +442,24 @@ def test_connection_cap_refuses_extra_connections_and_serves_held_ones(
                 _read_until_closed(extra, cut, cut.started + SLACK)
                 assert cut.ended is not None, "a connection over the cap was not refused"
                 assert cut.answer == b""
+        body = b'{"user_id": "counter", "coupon_name": "capped"}'
+        # /metrics counts them (and any start-up health check the cap turned away).
+        metrics_text = _request(held[0], "GET", "/metrics").decode()
+        capped = next(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics_text.splitlines()
+            if line.startswith('http_connections_cut_off_total{reason="connection_cap"}')
+        )
+        assert capped >= 3
+        assert _request(held[0], "POST", "/api/coupons/claim", body).startswith(b"HTTP/1.1 200 ")
+        held_users = ["counter"]
 
         # Every held connection still serves claims.
         users = [f"user-{i}" for i in range(CAP)]
         for sock, user in zip(held, users, strict=True):
             body = f'{{"user_id": "{user}", "coupon_name": "capped"}}'.encode()
             assert _request(sock, "POST", "/api/coupons/claim", body).startswith(b"HTTP/1.1 200 ")
-        assert sorted(claims_of(admin, "capped")) == sorted(users)
+        assert sorted(claims_of(admin, "capped")) == sorted(users + held_users)
 
         # A freed place is taken by the next connection.
         held.pop().close()
