@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import re
 import shutil
 import sys
 import tempfile
@@ -51,6 +50,7 @@ from typing import Any
 import httpx
 import psutil
 
+from bench import wrk
 from bench.common import (
     RESULTS_DIR,
     CpuMeter,
@@ -76,25 +76,6 @@ CAP = 1000
 HUGE_HEADER = 100 * 1024 * 1024
 SHUTDOWN_WAIT = 60.0
 """Longest wait for a candidate to exit after SIGTERM before the figure says 'killed'."""
-
-WRK_SCRIPT = """
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("tid", threads)
-end
-function init(args)
-  run = args[1]
-  coupon = args[2]
-  n = 0
-end
-function request()
-  n = n + 1
-  local user = run .. '-' .. tid .. '-' .. n
-  local body = '{"user_id":"' .. user .. '","coupon_name":"' .. coupon .. '"}'
-  return wrk.format("POST", "/api/coupons/claim", {["Content-Type"] = "application/json"}, body)
-end
-"""
 
 
 @dataclass(frozen=True)
@@ -172,39 +153,20 @@ def rss(pid: int | None) -> int:
     return total
 
 
-def run_wrk(
-    url: str, coupon: str, *, seconds: float, connections: int, script: Path
-) -> dict[str, Any]:
-    """Claims/s and latency of wrk claiming the hot coupon, each request a new user."""
-    import subprocess
-
-    out = subprocess.run(
-        [
-            *("wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds:g}s", "--latency"),
-            *("-s", str(script), url, "--", uuid.uuid4().hex[:12], coupon),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=True,
-    ).stdout
-
-    def ms(label: str) -> float | None:
-        m = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        if not m:
-            return None
-        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
-
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors:(.*)$", out, re.M)
-    return {
-        "claims_per_s": float(rps.group(1)) if rps else None,
-        "p50_ms": ms("50%"),
-        "p99_ms": ms("99%"),
-        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-        "socket_errors": errors.group(1).strip() if errors else "",
-    }
+def run_wrk(url: str, coupon: str, *, seconds: float, connections: int) -> dict[str, Any]:
+    """Claims/s and latency of wrk claiming the hot coupon, each request a new user
+    (bench.wrk's runner and Lua script, as bench.flash_sale uses them)."""
+    result = wrk.run_wrk(
+        url,
+        coupon=coupon,
+        prefix=uuid.uuid4().hex[:12],
+        connections=connections,
+        threads=2,
+        seconds=seconds,
+        timeout=seconds,
+    )
+    result["non_2xx"] = result["requests"] - result["claims"]
+    return result
 
 
 async def _closed_after(
@@ -475,8 +437,7 @@ def measure_throughput(
         coupon = f"hot-{candidate.name}-{uuid.uuid4().hex[:8]}"
         create_coupon(url, coupon)
         pid = proc.pid
-        script = log_dir / "claim.lua"
-        run_wrk(url, coupon, seconds=2, connections=args.connections, script=script)  # warm-up
+        run_wrk(url, coupon, seconds=2, connections=args.connections)  # warm-up
         me = psutil.Process()
         meter = CpuMeter(
             {
@@ -486,9 +447,7 @@ def measure_throughput(
             }
         )
         meter.start()
-        result = run_wrk(
-            url, coupon, seconds=args.seconds, connections=args.connections, script=script
-        )
+        result = run_wrk(url, coupon, seconds=args.seconds, connections=args.connections)
         cpu = meter.stop()
         claims = (result["claims_per_s"] or 0.0) * meter.wall
         result["cpu_percent"] = meter.share()
@@ -507,7 +466,6 @@ def measure_probes(
         coupon = f"hot-{candidate.name}-{uuid.uuid4().hex[:8]}"
         create_coupon(url, coupon)
         pid = proc.pid
-        script = log_dir / "claim.lua"
         say(f"{candidate.name}: probes for {PROBE_WINDOW:g} s, with wrk alongside")
         under: dict[str, Any] = {}
 
@@ -518,7 +476,6 @@ def measure_probes(
                     coupon,
                     seconds=PROBE_WINDOW - 2,
                     connections=args.connections,
-                    script=script,
                 )
             )
 
@@ -630,15 +587,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "http_server.json")
     args = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk not found: apt-get install -y wrk")
+    try:
+        wrk.find_wrk()
+    except wrk.WrkError as exc:
+        raise SystemExit(str(exc)) from exc
     machine = env_note()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     chosen = [c for c in candidates() if not args.candidate or c.name in args.candidate]
     rounds: dict[str, list[dict[str, Any]]] = {c.name: [] for c in chosen}
     rows: list[dict[str, Any]] = []
     log_dir = Path(tempfile.mkdtemp(prefix="bench-http-"))
-    (log_dir / "claim.lua").write_text(WRK_SCRIPT)
     cluster = PostgresCluster()
     try:
         say("starting PostgreSQL")
