@@ -4,7 +4,7 @@ app/metrics.py exports): a module of its own so the metrics need not import the 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Literal
+from typing import Literal, get_args
 
 __all__ = ["CUT_OFF", "CutReason", "cut_off"]
 
@@ -13,11 +13,7 @@ CutReason = Literal[
 ]
 
 #: Connections cut off so far in this process, by reason.
-CUT_OFF: Counter[str] = Counter(
-    dict.fromkeys(
-        ("connection_cap", "head_timeout", "body_timeout", "header_too_large", "idle_timeout"), 0
-    )
-)
+CUT_OFF: Counter[str] = Counter(dict.fromkeys(get_args(CutReason), 0))
 
 
 def cut_off(reason: CutReason) -> None:

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import ssl
 import time
 from dataclasses import dataclass
+
+from bench.stack import raise_nofile_limit
 
 __all__ = [
     "BurstAnswer",
     "LoopAnswer",
     "claim_request",
-    "raise_fd_limit",
     "run_burst",
     "run_closed_loop",
 ]
@@ -65,13 +65,6 @@ def claim_request(host: str, port: int, user_id: str, coupon: str) -> bytes:
     return head + body
 
 
-def raise_fd_limit(needed: int) -> None:
-    """Raise this process's soft limit on open files to at least `needed` (up to the hard)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < needed:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(needed, hard), hard))
-
-
 def _parse(raw: bytes) -> tuple[int | None, dict[str, str], bytes]:
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
@@ -92,7 +85,7 @@ async def run_burst(
 
     `answer_timeout` bounds the wait for each answer (a hang shows as an error, not a hang).
     """
-    raise_fd_limit(len(users) + 256)
+    raise_nofile_limit(len(users) + 256)
     streams: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     try:
         for start in range(0, len(users), CONNECT_BATCH):

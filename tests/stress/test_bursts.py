@@ -13,11 +13,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from bench.stack import raise_nofile_limit
 from chaos.checks.probes import Limits, read_metrics
 from chaos.infra.postgres import PostgresAdmin
 from chaos.infra.service import ServiceProcess
 from chaos.infra.waiting import wait_for
-from tests.burst import raise_fd_limit, run_burst, run_closed_loop
+from tests.burst import run_burst, run_closed_loop
 from tests.helpers import claims_of, remaining_of
 
 pytestmark = pytest.mark.stress
@@ -38,7 +39,7 @@ SLOW_CLAIM_SECONDS = 0.05
 @pytest.fixture(scope="module")
 def default_service(database_url: str) -> Iterator[ServiceProcess]:
     """The service with every setting at its default (only address and database set)."""
-    raise_fd_limit(12_000)  # the child inherits it: 5,000 connections at once
+    raise_nofile_limit(12_000)  # the child inherits it: 5,000 connections at once
     proc = ServiceProcess(database_url=database_url)
     try:
         proc.start()
