@@ -90,10 +90,9 @@ class Admission:
             self._median = ordered[len(ordered) // 2]
         return self._median
 
-    def estimated_wait(self, now: float, waiting: int | None = None) -> float:
-        """Seconds a newcomer behind `waiting` requests (default: now) would wait."""
-        ahead = self.waiting if waiting is None else waiting
-        return (ahead + 1) * self.unit_seconds(now) / self.pool_size
+    def estimated_wait(self, now: float) -> float:
+        """Seconds a newcomer behind the requests waiting now would wait."""
+        return (self.waiting + 1) * self.unit_seconds(now) / self.pool_size
 
     def refuse(self, now: float) -> Refusal | None:
         """None when a newcomer may join the queue now, else why not (counted)."""

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.answers import error_body, log_service_error, loggable
 from app.db import Database
-from app.errors import BodyTooLarge, CouponNotFound, InvalidRequest, ServiceError
+from app.errors import BodyTooLarge, CouponNotFound, ServiceError
 from app.fastpath import CLAIM_PATH, ClaimEndpoint
 from app.metrics import Metrics
 from app.openapi import (
@@ -36,10 +36,10 @@ from app.openapi import (
 from app.service import CouponService
 from app.settings import Settings
 from app.validation import (
-    is_json_content_type,
     parse_claim,
     parse_create_coupon,
     possible_coupon_name,
+    require_json_content_type,
 )
 
 __all__ = ["CLIENT_CLOSED_REQUEST", "create_app"]
@@ -161,9 +161,7 @@ def _service(request: Request) -> CouponService:
 
 async def _json_body(request: Request) -> bytes:
     """The body of a request whose Content-Type is JSON; anything else is a 400."""
-    content_type = request.headers.get("content-type")
-    if not is_json_content_type(content_type):
-        raise InvalidRequest(detail=f"Content-Type {loggable(content_type or '(none)')}")
+    require_json_content_type(request.headers.get("content-type"))
     return await request.body()
 
 

@@ -16,10 +16,10 @@ from collections.abc import Iterable
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
-from app.answers import error_body, log_service_error, loggable
-from app.errors import InvalidRequest, ServiceError
+from app.answers import error_body, log_service_error
+from app.errors import ServiceError
 from app.service import CouponService
-from app.validation import is_json_content_type, parse_claim
+from app.validation import parse_claim, require_json_content_type
 
 __all__ = ["CLAIM_PATH", "ClaimEndpoint"]
 
@@ -66,9 +66,7 @@ class ClaimEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["route"] = self.route
         try:
-            content_type = _header(scope, b"content-type")
-            if not is_json_content_type(content_type):
-                raise InvalidRequest(detail=f"Content-Type {loggable(content_type or '(none)')}")
+            require_json_content_type(_header(scope, b"content-type"))
             request = parse_claim(await _body(receive))
             service: CouponService = scope["app"].state.service
             await service.claim(request.user_id, request.coupon_name)

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from app.answers import loggable
 from app.errors import InvalidRequest
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "parse_create_coupon",
     "parse_json_object",
     "possible_coupon_name",
+    "require_json_content_type",
 ]
 
 MAX_NAME_LENGTH = 255
@@ -118,6 +120,12 @@ def is_json_content_type(value: str | None) -> bool:
     media = value.split(";", 1)[0].strip().lower()
     kind, _, subtype = media.partition("/")
     return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def require_json_content_type(value: str | None) -> None:
+    """Refuse a body whose Content-Type is not JSON: 400 `invalid request body`."""
+    if not is_json_content_type(value):
+        raise InvalidRequest(detail=f"Content-Type {loggable(value or '(none)')}")
 
 
 def possible_coupon_name(name: str) -> bool:
