@@ -58,8 +58,10 @@ EVIDENCE_KINDS = frozenset(
 """What may prove that a fault acted (the `fault-observed` check):
 
 - answers: an answer other than 200 to a request the fault touched;
-- latency: the median latency of 200s during the fault above the warm-up's 95th percentile;
-- slow-failures: every other answer the fault touched slower than twice that percentile
+- latency: the median latency of 200s during the fault above the warm-up's usual ceiling
+  (the lower of its 95th percentile and Tukey's upper fence, Q3 + 1.5 IQR, so a few slow
+  warm-up requests on a loaded machine cannot hide the fault);
+- slow-failures: every other answer the fault touched slower than twice that ceiling
   (a request that finds its connection dead fails as fast as a success; one that waits
   on a close the network holds back fails late);
 - connections-lost: connections broke while in use (the pool's connections_lost or

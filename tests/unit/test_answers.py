@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from chaos.checks.answers import answer_checks, evidence, fault_observed
+from chaos.checks.answers import answer_checks, evidence, fault_observed, usual_ceiling
 from chaos.checks.probes import Limits, Snapshot
 from chaos.faults import ProxyDown
 from chaos.run.history import Operation
-from chaos.run.result import ScenarioResult
+from chaos.run.result import ScenarioResult, percentile
 from chaos.scenarios.model import ACQUIRE, Expect, Scenario
 
 LIMITS = Limits(
@@ -167,3 +167,31 @@ def test_slow_failures_need_every_failure_to_be_slow() -> None:
     assert fault_observed(r).passed
     fast = op("z", 503, 1.6, 1.62)  # one failure as fast as a success: not the toxic's doing
     assert not fault_observed(result([*warm, *late, fast], r.scenario.expect)).passed
+
+
+def test_a_few_slow_warm_up_requests_do_not_hide_the_fault() -> None:
+    # The compose lane's bandwidth-throttle on a loaded box: warm-up answers of 10-20 ms
+    # with three of 150 ms (p95 above the fault's 104 ms), then 104 ms claims throughout.
+    warm = [op(f"w{i}", 200, 0.01 * i, 0.01 * i + 0.010 + 0.0005 * i) for i in range(29)]
+    warm += [op(f"o{i}", 200, 0.3 + 0.05 * i, 0.45 + 0.05 * i) for i in range(3)]
+    hot = [op(f"h{i}", 200, 1.1 + 0.01 * i, 1.204 + 0.01 * i) for i in range(40)]
+    assert percentile([o.latency for o in warm], 95) > 0.104  # type: ignore[operator]
+    check = fault_observed(result(warm + hot, Expect(during={200}, observed={"latency"})))
+    assert check.passed, check.detail
+    assert "upper fence" in check.detail
+    # A fault that did nothing stays below the ceiling, outliers or not.
+    same = [op(f"s{i}", 200, 1.1 + 0.01 * i, 1.115 + 0.01 * i) for i in range(40)]
+    assert not fault_observed(result(warm + same, Expect(during={200}))).passed
+
+
+def test_usual_ceiling_is_the_lower_of_p95_and_the_fence() -> None:
+    assert usual_ceiling([]) is None
+    tight = [0.010 + 0.0001 * i for i in range(30)]
+    ceiling = usual_ceiling(tight)
+    assert ceiling is not None
+    assert ceiling[0] == percentile(tight, 95)
+    spiky = [*tight, 0.5, 0.6]
+    ceiling = usual_ceiling(spiky)
+    assert ceiling is not None
+    assert ceiling[0] < 0.02
+    assert "upper fence" in ceiling[1]
