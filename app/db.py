@@ -286,7 +286,7 @@ class Database:
         where psycopg_pool's costs a condition, a lock and a task, and a burst puts
         thousands of them in line; and the gate can dismiss a group of them at once.
         """
-        self.admission.waiting += 1
+        self.admission.join(tag)
         try:
             await self.slots.acquire(max(0.0, acquire_by - time.monotonic()), tag=tag, stamp=stamp)
         except TimeoutError as exc:
@@ -295,7 +295,7 @@ class Database:
                 f"({self.admission.waiting} waiting)"
             ) from exc
         finally:
-            self.admission.waiting -= 1
+            self.admission.leave(tag)
 
     async def _checked_connection(self, acquire_by: float) -> Conn:
         """A pooled connection that is not known to be dead.
@@ -326,6 +326,11 @@ class Database:
                 await self.pool.putconn(conn)
                 raise
             return conn
+
+    def learn_stock(self, tag: Hashable, stock: int) -> None:
+        """A unit of work of `tag` reported `stock` left: its waiters beyond that are
+        answered without a connection once it runs out (admission counts them so)."""
+        self.admission.learn_stock(tag, stock, time.monotonic())
 
     def dismiss(
         self, tag: Hashable, *, stamped_at_most: float, error: Callable[[], ServiceError]

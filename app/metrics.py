@@ -85,13 +85,19 @@ class _RuntimeCollector(Collector):
             "db_admission_waiting", "requests waiting for a connection", value=admission.waiting
         )
         yield GaugeMetricFamily(
+            "db_admission_units_ahead",
+            "of the waiting, the units of work that may still need a connection (those of "
+            "a coupon with a recently reported stock counted at most stock + 1)",
+            value=admission.ahead,
+        )
+        yield GaugeMetricFamily(
             "db_admission_unit_seconds",
             "median time a recent unit of work held its connection",
             value=admission.unit_seconds(now),
         )
         yield GaugeMetricFamily(
             "db_admission_estimated_wait_seconds",
-            "estimated wait of a newcomer: (waiting + 1) x unit time / pool size",
+            "estimated wait of a newcomer: (units ahead + 1) x unit time / pool size",
             value=admission.estimated_wait(now),
         )
         refusals = CounterMetricFamily(

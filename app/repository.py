@@ -70,14 +70,15 @@ _CLAIM_SQL = """
 WITH taken AS (
     UPDATE coupons SET remaining_amount = remaining_amount - 1
     WHERE name = %(coupon)s AND remaining_amount > 0
-    RETURNING name
+    RETURNING name, remaining_amount
 ), inserted AS (
     INSERT INTO claims (user_id, coupon_name)
     SELECT %(user)s, name FROM taken
     RETURNING id
 )
 SELECT EXISTS (SELECT 1 FROM inserted),
-       EXISTS (SELECT 1 FROM coupons WHERE name = %(coupon)s)
+       EXISTS (SELECT 1 FROM coupons WHERE name = %(coupon)s),
+       (SELECT remaining_amount FROM taken)
 """
 
 
@@ -89,16 +90,17 @@ class ClaimOutcome(enum.Enum):
     NO_COUPON = "no coupon"
 
 
-async def claim(conn: Conn, user_id: str, coupon_name: str) -> ClaimOutcome:
-    """Take one unit of stock for the user; UniqueViolation when the user holds one."""
+async def claim(conn: Conn, user_id: str, coupon_name: str) -> tuple[ClaimOutcome, int]:
+    """Take one unit of stock for the user, with the stock left after it (0 unless
+    claimed); UniqueViolation when the user holds one."""
     cur = await conn.execute(_CLAIM_SQL, {"coupon": coupon_name, "user": user_id})
     row = await cur.fetchone()
     if row is None:  # pragma: no cover - the SELECT always yields one row
         raise RuntimeError("claim statement returned no row")
-    claimed, exists = row
+    claimed, exists, left = row
     if claimed:
-        return ClaimOutcome.CLAIMED
-    return ClaimOutcome.OUT_OF_STOCK if exists else ClaimOutcome.NO_COUPON
+        return ClaimOutcome.CLAIMED, int(left)
+    return (ClaimOutcome.OUT_OF_STOCK if exists else ClaimOutcome.NO_COUPON), 0
 
 
 _GET_SQL = """

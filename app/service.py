@@ -61,9 +61,12 @@ class CouponService:
             state.write_attempted = True
             sent = time.monotonic()
             try:
-                outcome = await repository.claim(conn, user_id, coupon_name)
+                outcome, left = await repository.claim(conn, user_id, coupon_name)
             except psycopg.errors.UniqueViolation as exc:
                 raise AlreadyClaimed from exc
+            if outcome is not ClaimOutcome.NO_COUPON:
+                # Of the claims queued for it, at most `left` + 1 still take a unit each.
+                self.db.learn_stock(coupon_name, left)
             if outcome is ClaimOutcome.OUT_OF_STOCK:
                 self.sold_out.record(coupon_name, sent)
                 # Everyone still queued for this coupon who arrived before `sent` has

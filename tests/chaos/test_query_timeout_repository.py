@@ -124,9 +124,8 @@ def test_a_transaction_that_wrote_is_rolled_back_on_timeout(
     async def claim_then_sleep(conn: Conn, state: WorkState) -> None:
         state.write_attempted = True
         async with conn.transaction():
-            assert (
-                await repository.claim(conn, "sleeper", coupon) is repository.ClaimOutcome.CLAIMED
-            )
+            outcome, left = await repository.claim(conn, "sleeper", coupon)
+            assert (outcome, left) == (repository.ClaimOutcome.CLAIMED, 4)
             await conn.execute("SELECT pg_sleep(60)")
 
     async def work(db: Database) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app import admission as admission_module
 from app.admission import MAX_SAMPLES, Admission
 
 POOL = 4
@@ -23,11 +24,19 @@ def admission(max_waiting: int = 10_000) -> Admission:
     )
 
 
+def set_waiting(adm: Admission, n: int, tag: str | None = None) -> None:
+    """Make `n` requests of `tag` wait (or stop waiting), through join and leave."""
+    while adm.waiting < n:
+        adm.join(tag)
+    while adm.waiting > n:
+        adm.leave(tag)
+
+
 def test_a_burst_that_drains_in_time_is_admitted_whatever_its_size() -> None:
     adm = admission()
     adm.record_unit(0.0005, NOW)  # half a millisecond per claim
     # 5,000 ahead drain in 5,000 x 0.5 ms / 4 = 0.63 s: inside the acquire timeout.
-    adm.waiting = 5_000
+    set_waiting(adm, 5_000)
     assert adm.estimated_wait(NOW) == pytest.approx(5_001 * 0.0005 / POOL)
     assert adm.refuse(NOW) is None
     assert adm.refusals == {"time": 0, "memory_guard": 0}
@@ -36,9 +45,9 @@ def test_a_burst_that_drains_in_time_is_admitted_whatever_its_size() -> None:
 def test_a_queue_that_cannot_drain_in_time_refuses_newcomers_at_once() -> None:
     adm = admission()
     adm.record_unit(0.1, NOW)  # slow units: 40 ahead take 40 x 0.1 / 4 = 1.0 s
-    adm.waiting = 39
+    set_waiting(adm, 39)
     assert adm.refuse(NOW) is None
-    adm.waiting = 40
+    set_waiting(adm, 40)
     refusal = adm.refuse(NOW)
     assert refusal is not None
     assert refusal.reason == "time"
@@ -50,14 +59,14 @@ def test_a_queue_that_cannot_drain_in_time_refuses_newcomers_at_once() -> None:
 def test_nobody_waiting_means_admitted_even_after_a_fault() -> None:
     adm = admission()
     adm.record_unit(DEADLINE, NOW)
-    adm.waiting = 0
+    set_waiting(adm, 0)
     assert adm.refuse(NOW) is None
 
 
 def test_the_memory_guard_caps_waiters_whatever_the_estimate() -> None:
     adm = admission(max_waiting=100)
     adm.record_unit(0.00001, NOW)
-    adm.waiting = 100
+    set_waiting(adm, 100)
     refusal = adm.refuse(NOW)
     assert refusal is not None
     assert refusal.reason == "memory_guard"
@@ -82,14 +91,14 @@ def test_a_few_stretched_units_do_not_refuse_a_burst() -> None:
         adm.record_unit(0.5, NOW)
     for _ in range(30):
         adm.record_unit(0.0002, NOW)
-    adm.waiting = 4_000
+    set_waiting(adm, 4_000)
     assert adm.refuse(NOW) is None
 
 
 def test_units_older_than_the_window_no_longer_count() -> None:
     adm = admission()
     adm.record_unit(DEADLINE, NOW)
-    adm.waiting = 10
+    set_waiting(adm, 10)
     assert adm.refuse(NOW) is not None
     later = NOW + WINDOW + 0.001
     assert adm.unit_seconds(later) == 0.0
@@ -113,7 +122,63 @@ def test_dismissed_waiters_count_as_units_of_no_time() -> None:
         adm.record_unit(0.5, NOW)  # the burst's first claims, stretched by the event loop
     adm.record_units(0.0, NOW, count=4_950)  # the rest answered sold out at once
     assert adm.unit_seconds(NOW) == 0.0
-    adm.waiting = 5_000
+    set_waiting(adm, 5_000)
     assert adm.refuse(NOW) is None
     adm.record_units(0.0, NOW, count=0)
     assert adm.unit_seconds(NOW) == 0.0
+
+
+def test_waiters_of_a_coupon_with_known_stock_count_at_most_stock_plus_one() -> None:
+    # A loaded machine: 20 ms a claim. 5,000 claims of one coupon would take 25 s as
+    # units, but its last claim reported 49 left: at most 50 of them take a unit.
+    adm = admission()
+    adm.record_unit(0.02, NOW)
+    set_waiting(adm, 5_000, "HOT")
+    assert adm.refuse(NOW) is not None
+    adm.learn_stock("HOT", 49, NOW)
+    assert (adm.waiting, adm.ahead) == (5_000, 50)
+    assert adm.estimated_wait(NOW) == pytest.approx(51 * 0.02 / POOL)
+    assert adm.refuse(NOW) is None
+    # Other waiters count in full, and a waiter of the coupon beyond the cap adds nothing.
+    set_waiting(adm, 5_010, "COLD")
+    assert adm.ahead == 60
+    adm.join("HOT")
+    assert adm.ahead == 60
+    # Sold out: one more unit finds it so and answers the rest.
+    adm.learn_stock("HOT", 0, NOW)
+    assert adm.ahead == 11
+
+
+def test_the_count_follows_waiters_leaving_below_the_cap() -> None:
+    adm = admission()
+    adm.learn_stock("HOT", 2, NOW)
+    set_waiting(adm, 5, "HOT")
+    assert adm.ahead == 3
+    set_waiting(adm, 2, "HOT")
+    assert adm.ahead == 2
+    set_waiting(adm, 0, "HOT")
+    assert adm.ahead == 0
+    adm.learn_stock("HOT", 1, NOW)  # a report with nobody waiting changes nothing
+    assert adm.ahead == 0
+
+
+def test_a_stock_report_older_than_the_window_no_longer_caps() -> None:
+    # Stock never grows, but a coupon may be created again under its name.
+    adm = admission()
+    adm.learn_stock("HOT", 0, NOW)
+    set_waiting(adm, 100, "HOT")
+    assert adm.ahead == 1
+    later = NOW + WINDOW + 0.001
+    adm.record_unit(0.001, later)
+    adm.estimated_wait(later)
+    assert adm.ahead == 100
+
+
+def test_stock_reports_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(admission_module, "MAX_STOCK_ENTRIES", 3)
+    adm = admission()
+    for i in range(5):
+        set_waiting(adm, 10 * (i + 1), f"C{i}")
+        adm.learn_stock(f"C{i}", 0, NOW)
+    # The two oldest reports went: their 10 waiters each count in full again.
+    assert adm.ahead == 10 + 10 + 1 + 1 + 1
