@@ -31,6 +31,7 @@ from chaos.checks.base import CheckResult
 from chaos.checks.lost_writes import LostWritePolicy
 from chaos.errors import ChaosError
 from chaos.faults.ha import (
+    Crash,
     crash_primary,
     heal,
     partition_from_etcd,
@@ -185,6 +186,27 @@ def _first_ack(run: HaRun, stack: HaStack, since: float) -> float:
     return run.wait_acknowledged(1, since=since, timeout=recovery_bound(stack) + TRAFFIC_TIMEOUT)
 
 
+def _recover(run: HaRun, stack: HaStack, since: float) -> float:
+    """Mark the service's first acknowledged claim after `since` (its recovery), then
+    keep steady traffic; the recovery's time."""
+    t_recovered = run.mark("recovery", _first_ack(run, stack, since))
+    _steady(run, t_recovered)
+    return t_recovered
+
+
+def _fail_over(run: HaRun, stack: HaStack, survivor: str) -> tuple[Crash, float, float, float]:
+    """Crash the primary under load, wait for `survivor`'s promotion and the service's
+    recovery: the crash (its node to restart), and the times of the crash, the
+    promotion and the recovery."""
+    crash = crash_primary(stack)
+    t_crash = run.mark("crash", run.at(crash.at))
+    t_promoted = run.mark(
+        "promotion",
+        run.monitor.wait_primary(survivor, since=t_crash, timeout=promotion_bound(stack)),
+    )
+    return crash, t_crash, t_promoted, _recover(run, stack, t_promoted)
+
+
 def failover_synchronous(stack: HaStack, toxiproxy: ToxiproxyClient) -> tuple[HaRun, HaVerdict]:
     """Power cut of the primary in synchronous_mode.
 
@@ -197,14 +219,7 @@ def failover_synchronous(stack: HaStack, toxiproxy: ToxiproxyClient) -> tuple[Ha
     run = HaRun(stack, [_create_coupon(stack, "HA-FAILOVER")], user_prefix="failover")
     with run:
         _steady(run)
-        crash = crash_primary(stack)
-        t_crash = run.mark("crash", run.at(crash.at))
-        t_promoted = run.mark(
-            "promotion",
-            run.monitor.wait_primary(survivor, since=t_crash, timeout=promotion_bound(stack)),
-        )
-        t_recovered = run.mark("recovery", _first_ack(run, stack, t_promoted))
-        _steady(run, t_recovered)
+        crash, t_crash, t_promoted, t_recovered = _fail_over(run, stack, survivor)
     restart_node(stack, crash)
     stack.wait_healthy(timeout=HEAL_TIMEOUT)
     run.mark("rejoin")
@@ -243,8 +258,7 @@ def switchover_under_load(stack: HaStack, toxiproxy: ToxiproxyClient) -> tuple[H
         t_promoted = run.mark(
             "promotion", run.monitor.wait_primary(candidate, since=t_switch, timeout=SWITCH_TIMEOUT)
         )
-        t_recovered = run.mark("recovery", _first_ack(run, stack, t_promoted))
-        _steady(run, t_recovered)
+        t_recovered = _recover(run, stack, t_promoted)
     stack.wait_healthy(timeout=HEAL_TIMEOUT)
     run.mark("rejoin")
     window_end = t_promoted + recovery_bound(stack)
@@ -307,8 +321,7 @@ def primary_cut_off_etcd(stack: HaStack, toxiproxy: ToxiproxyClient) -> tuple[Ha
             "promotion",
             run.monitor.wait_primary(survivor, since=t_partition, timeout=promotion_bound(stack)),
         )
-        t_recovered = run.mark("recovery", _first_ack(run, stack, t_promoted))
-        _steady(run, t_recovered)
+        t_recovered = _recover(run, stack, t_promoted)
         heal(toxiproxy, partition)
         run.mark("heal")
     stack.wait_healthy(timeout=HEAL_TIMEOUT)
@@ -372,8 +385,7 @@ def synchronous_standby_partitioned(
         wait_for(timed_out, timeout=PARTITION_TIMEOUT, what=f"{TIMED_OUT_CLAIMS} claims 504")
         heal(toxiproxy, partition)
         t_healed = run.mark("heal")
-        t_recovered = run.mark("recovery", _first_ack(run, stack, t_healed))
-        _steady(run, t_recovered)
+        t_recovered = _recover(run, stack, t_healed)
     stack.wait_healthy(timeout=HEAL_TIMEOUT)
     stack.wait_replayed(timeout=HEAL_TIMEOUT)
     ops = run.operations()
@@ -437,14 +449,7 @@ def async_failover_promoted(stack: HaStack, toxiproxy: ToxiproxyClient) -> tuple
         t_partition = run.mark("partition", run.at(partition.at))
         run.workload.resume()
         run.wait_acknowledged(CLAIMS_AT_STAKE, since=t_partition, timeout=TRAFFIC_TIMEOUT)
-        crash = crash_primary(stack)
-        t_crash = run.mark("crash", run.at(crash.at))
-        t_promoted = run.mark(
-            "promotion",
-            run.monitor.wait_primary(survivor, since=t_crash, timeout=promotion_bound(stack)),
-        )
-        t_recovered = run.mark("recovery", _first_ack(run, stack, t_promoted))
-        _steady(run, t_recovered)
+        crash, _, t_promoted, _ = _fail_over(run, stack, survivor)
     heal(toxiproxy, partition)
     restart_node(stack, crash)
     stack.wait_healthy(timeout=HEAL_TIMEOUT)
@@ -529,8 +534,7 @@ def async_failover_refused(stack: HaStack, toxiproxy: ToxiproxyClient) -> tuple[
         t_back = run.mark(
             "old-primary-back", run.monitor.wait_primary(old, since=t_crash, timeout=HEAL_TIMEOUT)
         )
-        t_recovered = run.mark("recovery", _first_ack(run, stack, t_back))
-        _steady(run, t_recovered)
+        _recover(run, stack, t_back)
     stack.wait_healthy(timeout=HEAL_TIMEOUT)
     unavailable = [op for op in run.operations() if op.start > t_crash and op.end < t_back]
     promoted = [
