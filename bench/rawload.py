@@ -52,7 +52,8 @@ class Answer:
 
     `status` is the HTTP status, or `closed` / `reset` / `no answer` / `bad response`
     when none came that could be read.
-    `body` is kept for statuses other than 200 (to tell the 400s apart).
+    `body` is kept for statuses other than 200 (to tell the 400s apart); `label` is the
+    caller's name for the request (`send_all`'s labels), empty when none was given.
     """
 
     due: float
@@ -60,6 +61,7 @@ class Answer:
     done: float
     status: int | str
     body: bytes = b""
+    label: str = ""
 
     @property
     def latency(self) -> float:
@@ -79,6 +81,7 @@ class _Conn:
     busy: bool = False
     dead: bool = False
     attempts: int = 0
+    label: str = ""
 
 
 @dataclass
@@ -177,14 +180,15 @@ class HttpConnections:
 
     # -- requests ------------------------------------------------------------------------
 
-    def send_all(self, requests: Sequence[bytes]) -> int:
+    def send_all(self, requests: Sequence[bytes], labels: Sequence[str] = ()) -> int:
         """Write one request on each of the first len(requests) idle connections, in one
-        tight loop (the burst's release); how many were written."""
+        tight loop (the burst's release); how many were written. Each answer carries the
+        label of its request, when `labels` names them."""
         written = 0
-        for data in requests:
+        for k, data in enumerate(requests):
             if not self._idle:
                 break
-            self._write(self._idle.popleft(), data, self.clock())
+            self._write(self._idle.popleft(), data, self.clock(), labels[k] if labels else "")
             written += 1
         return written
 
@@ -195,9 +199,9 @@ class HttpConnections:
         self._write(self._idle.popleft(), data, due)
         return True
 
-    def _write(self, conn: _Conn, data: bytes, due: float) -> None:
+    def _write(self, conn: _Conn, data: bytes, due: float, label: str = "") -> None:
         now = self.clock()
-        conn.busy, conn.due, conn.sent = True, min(due, now), now
+        conn.busy, conn.due, conn.sent, conn.label = True, min(due, now), now, label
         try:
             n = conn.sock.send(data)
         except OSError as exc:
@@ -208,7 +212,7 @@ class HttpConnections:
             self._epoll.modify(conn.fd, _READ | select.EPOLLOUT)
 
     def _finish(self, conn: _Conn, status: int | str, body: bytes = b"") -> None:
-        self.answers.append(Answer(conn.due, conn.sent, self.clock(), status, body))
+        self.answers.append(Answer(conn.due, conn.sent, self.clock(), status, body, conn.label))
         conn.busy = False
         if isinstance(status, str):
             self._forget(conn)

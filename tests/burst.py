@@ -1,8 +1,9 @@
-"""A flash-sale burst over raw sockets: every connection opened first, then every request
-released together, as thousands of users pressing the button in the same second.
+"""Load for the stress suite: a flash-sale burst, and closed-loop clients.
 
-httpx cannot do this (it connects lazily, per request); asyncio streams can. Each answer
-is read to EOF (`Connection: close`), so a burst of N is exactly N answers or N errors.
+The burst is bench.rawload's (the benchmark's own generator): every connection opened
+first, then every request released together in one tight loop, as thousands of users
+pressing the button in the same second. httpx cannot do this (it connects lazily, per
+request).
 """
 
 from __future__ import annotations
@@ -13,28 +14,25 @@ import ssl
 import time
 from dataclasses import dataclass
 
+from bench.rawload import HttpConnections, claim_request
 from bench.stack import raise_nofile_limit
 
 __all__ = [
     "BurstAnswer",
     "LoopAnswer",
-    "claim_request",
     "run_burst",
     "run_closed_loop",
 ]
 
-#: Connections opened at once while setting a burst up (stays under the listen backlog).
-CONNECT_BATCH = 500
-
 
 @dataclass(frozen=True, slots=True)
 class BurstAnswer:
-    """What one user of a burst saw: status (None on a client-side error) and body."""
+    """What one user of a burst saw: status (None when none could be read: `error` says
+    why) and, for statuses other than 200, the body."""
 
     user_id: str
     status: int | None
     body: bytes
-    headers: dict[str, str]
     sent_at: float
     answered_at: float
     error: str | None = None
@@ -54,64 +52,31 @@ class BurstAnswer:
         return value.get("error") if isinstance(value, dict) else None
 
 
-def claim_request(host: str, port: int, user_id: str, coupon: str) -> bytes:
-    """The raw bytes of one claim."""
-    body = json.dumps({"user_id": user_id, "coupon_name": coupon}).encode()
-    head = (
-        f"POST /api/coupons/claim HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode()
-    return head + body
-
-
-def _parse(raw: bytes) -> tuple[int | None, dict[str, str], bytes]:
-    head, _, body = raw.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[1].isdigit():
-        return None, {}, raw
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(parts[1]), headers, body
-
-
-async def run_burst(
+def run_burst(
     host: str, port: int, users: list[tuple[str, str]], *, answer_timeout: float
 ) -> list[BurstAnswer]:
     """Open one connection per (user_id, coupon), then send every claim at once.
 
-    `answer_timeout` bounds the wait for each answer (a hang shows as an error, not a hang).
+    `answer_timeout` bounds the wait for the answers (a hang shows as an error, not a
+    hang); a burst of N is exactly N answers or N errors.
     """
     raise_nofile_limit(len(users) + 256)
-    streams: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    conns = HttpConnections(host, port)
     try:
-        for start in range(0, len(users), CONNECT_BATCH):
-            batch = users[start : start + CONNECT_BATCH]
-            streams += await asyncio.gather(*(asyncio.open_connection(host, port) for _ in batch))
-
-        async def one(
-            user: tuple[str, str], reader: asyncio.StreamReader, sent_at: float
-        ) -> BurstAnswer:
-            try:
-                raw = await asyncio.wait_for(reader.read(), timeout=answer_timeout)
-            except (OSError, TimeoutError) as exc:
-                return BurstAnswer(user[0], None, b"", {}, sent_at, time.monotonic(), repr(exc))
-            status, headers, body = _parse(raw)
-            return BurstAnswer(user[0], status, body, headers, sent_at, time.monotonic())
-
-        payloads = [claim_request(host, port, u, c) for u, c in users]
-        sent_at = time.monotonic()
-        for (_, writer), payload in zip(streams, payloads, strict=True):
-            writer.write(payload)
-        return await asyncio.gather(
-            *(one(user, reader, sent_at) for user, (reader, _) in zip(users, streams, strict=True))
+        conns.open(len(users))
+        conns.send_all(
+            [claim_request(host, port, user, coupon) for user, coupon in users],
+            labels=[user for user, _ in users],
         )
+        conns.wait_answers(answer_timeout)
     finally:
-        for _, writer in streams:
-            writer.close()
+        conns.close()
+    return [
+        BurstAnswer(a.label, a.status, a.body, a.sent, a.done)
+        if isinstance(a.status, int)
+        else BurstAnswer(a.label, None, b"", a.sent, a.done, a.status)
+        for a in conns.answers
+    ]
 
 
 @dataclass(frozen=True, slots=True)
