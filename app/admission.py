@@ -170,16 +170,16 @@ class Admission:
         """None when a newcomer may join the queue now, else why not (counted)."""
         if self.waiting == 0:
             return None
+        estimate = self.estimated_wait(now)
+        reason: Literal["time", "memory_guard"]
         if self.max_waiting and self.waiting >= self.max_waiting:
-            estimate = self.estimated_wait(now)
-            refusal = Refusal("memory_guard", self.waiting, estimate, self.ahead)
+            reason = "memory_guard"
+        elif estimate > self.acquire_timeout:
+            reason = "time"
         else:
-            estimate = self.estimated_wait(now)
-            if estimate <= self.acquire_timeout:
-                return None
-            refusal = Refusal("time", self.waiting, estimate, self.ahead)
-        self.refusals[refusal.reason] += 1
-        return refusal
+            return None
+        self.refusals[reason] += 1
+        return Refusal(reason, self.waiting, estimate, self.ahead)
 
     def record_unit(self, seconds: float, now: float) -> None:
         """Learn from one unit of work, finished at `now`, that held a connection `seconds`."""
