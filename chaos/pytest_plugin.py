@@ -35,7 +35,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,7 @@ _STACK_FIXTURES = frozenset(
         "chaos_pg_admin_session",
         "chaos_service_client",
         "chaos_service_limits",
+        "chaos_run",
     }
 )
 
@@ -225,27 +226,8 @@ class _ScenarioFile(pytest.File):
 
 
 def _scenario_test(parent: pytest.File, scenario: Scenario) -> pytest.Function:
-    def test(
-        chaos_stack: Stack,
-        chaos_toxiproxy: ToxiproxyClient,
-        chaos_pg_admin: PostgresAdmin,
-        chaos_service_client: httpx.Client,
-        chaos_service_limits: Limits,
-        chaos_target: Target,
-        chaos_report: list[ScenarioResult],
-    ) -> None:
-        from chaos.run.engine import run_scenario
-
-        result = run_scenario(
-            chaos_stack,
-            scenario,
-            toxiproxy=chaos_toxiproxy,
-            admin=chaos_pg_admin,
-            service=chaos_service_client,
-            limits=chaos_service_limits,
-            target=chaos_target,
-        )
-        chaos_report.append(result)
+    def test(chaos_run: Callable[[Scenario], ScenarioResult]) -> None:
+        result = chaos_run(scenario)
         if not result.passed:
             failed = ", ".join(c.name for c in result.failed_checks())
             pytest.fail(f"failed checks: {failed}\n{result.summary()}", pytrace=False)
@@ -357,6 +339,36 @@ def chaos_service_client(
         base_url=chaos_stack.endpoints.service_url, timeout=chaos_service_limits.cleanup_bound
     ) as client:
         yield client
+
+
+@pytest.fixture
+def chaos_run(
+    chaos_stack: Stack,
+    chaos_toxiproxy: ToxiproxyClient,
+    chaos_pg_admin: PostgresAdmin,
+    chaos_service_client: httpx.Client,
+    chaos_service_limits: Limits,
+    chaos_target: Target,
+    chaos_report: list[ScenarioResult],
+) -> Callable[[Scenario], ScenarioResult]:
+    """Runs a scenario against the stack (chaos.run.engine.run_scenario) and adds its
+    result to the report; the test asserts on the result."""
+    from chaos.run.engine import run_scenario
+
+    def run(scenario: Scenario) -> ScenarioResult:
+        result = run_scenario(
+            chaos_stack,
+            scenario,
+            toxiproxy=chaos_toxiproxy,
+            admin=chaos_pg_admin,
+            service=chaos_service_client,
+            limits=chaos_service_limits,
+            target=chaos_target,
+        )
+        chaos_report.append(result)
+        return result
+
+    return run
 
 
 @pytest.fixture(scope="session")
