@@ -186,6 +186,18 @@ def _first_ack(run: HaRun, stack: HaStack, since: float) -> float:
     return run.wait_acknowledged(1, since=since, timeout=recovery_bound(stack) + TRAFFIC_TIMEOUT)
 
 
+def _asynchronous(stack: HaStack, *, maximum_lag_on_failover: int) -> None:
+    """Reconfigure the cluster for asynchronous replication with this lag limit."""
+    stack.configure(
+        dataclasses.replace(
+            stack.patroni_settings,
+            synchronous_mode=False,
+            maximum_lag_on_failover=maximum_lag_on_failover,
+        ),
+        timeout=HEAL_TIMEOUT,
+    )
+
+
 def _recover(run: HaRun, stack: HaStack, since: float) -> float:
     """Mark the service's first acknowledged claim after `since` (its recovery), then
     keep steady traffic; the recovery's time."""
@@ -429,14 +441,7 @@ def async_failover_promoted(stack: HaStack, toxiproxy: ToxiproxyClient) -> tuple
     acknowledged after the cut are lost, each reported (user, coupon, time of the
     answer, node); nothing acknowledged before the cut is lost.
     """
-    stack.configure(
-        dataclasses.replace(
-            stack.patroni_settings,
-            synchronous_mode=False,
-            maximum_lag_on_failover=LAG_LIMIT_PROMOTE,
-        ),
-        timeout=HEAL_TIMEOUT,
-    )
+    _asynchronous(stack, maximum_lag_on_failover=LAG_LIMIT_PROMOTE)
     old, survivor = stack.leader(), stack.standbys()[0]
     run = HaRun(stack, [_create_coupon(stack, "HA-ASYNC-LOST")], user_prefix="asynclost")
     with run:
@@ -493,14 +498,7 @@ def async_failover_refused(stack: HaStack, toxiproxy: ToxiproxyClient) -> tuple[
     unavailable (503) until the old primary is powered on and leads again; the report
     gives the unavailability window; nothing is lost.
     """
-    stack.configure(
-        dataclasses.replace(
-            stack.patroni_settings,
-            synchronous_mode=False,
-            maximum_lag_on_failover=LAG_LIMIT_REFUSE,
-        ),
-        timeout=HEAL_TIMEOUT,
-    )
+    _asynchronous(stack, maximum_lag_on_failover=LAG_LIMIT_REFUSE)
     old, survivor = stack.leader(), stack.standbys()[0]
     if old is None:
         raise ChaosError("no leader")
