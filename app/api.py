@@ -150,7 +150,10 @@ class _Guard:
             if metrics is not None:
                 route = getattr(scope.get("route"), "path", "unmatched")
                 metrics.requests.labels(route, scope["method"], str(status)).inc()
-                metrics.latency.labels(route).observe(time.perf_counter() - started)
+                took = time.perf_counter() - started
+                metrics.latency.labels(route).observe(took)
+                if status == 503 and route != "/health":  # health has its own timeout
+                    metrics.refusal_latency.observe(took)
 
 
 def _service(request: Request) -> CouponService:

@@ -8,6 +8,7 @@ Exception tree::
     ├── CouponNotFound        404
     ├── CouponExists          409
     ├── OutOfStock            400
+    │   └── RememberedOutOfStock     answered from the sold-out memory (app/soldout.py)
     ├── AlreadyClaimed        409
     ├── Unavailable           503    + Retry-After
     │   ├── PoolExhausted            no connection within the acquire timeout, or queue full
@@ -25,6 +26,7 @@ import psycopg.errors
 import psycopg_pool
 
 __all__ = [
+    "ANSWERED_FROM_HEADER",
     "AlreadyClaimed",
     "BodyTooLarge",
     "ConnectionLost",
@@ -33,11 +35,15 @@ __all__ = [
     "InvalidRequest",
     "OutOfStock",
     "PoolExhausted",
+    "RememberedOutOfStock",
     "ServiceError",
     "TimedOut",
     "Unavailable",
     "translate_db_error",
 ]
+
+#: Header on a claim answered from the sold-out memory (value `memory`).
+ANSWERED_FROM_HEADER = "X-Answered-From"
 
 
 class ServiceError(Exception):
@@ -93,6 +99,14 @@ class OutOfStock(ServiceError):
 
     status_code = 400
     message = "coupon out of stock"
+
+
+class RememberedOutOfStock(OutOfStock):
+    """400 `coupon out of stock`, answered from the sold-out memory without a query of
+    its own; the header says so (clients may ignore it)."""
+
+    def headers(self, retry_after: int) -> dict[str, str]:
+        return {ANSWERED_FROM_HEADER: "memory"}
 
 
 class AlreadyClaimed(ServiceError):

@@ -14,11 +14,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from app.backpressure import READS
 from app.connstats import CUT_OFF
 from app.db import Database
 from app.soldout import SoldOutBoard
 
-__all__ = ["Metrics"]
+__all__ = ["REFUSAL_BUCKET_OFFSETS", "Metrics"]
+
+#: Buckets of the 503 latency histogram: the acquire timeout and the request deadline,
+#: each plus these seconds, so a tool can count refusals later than a bound + its slack.
+REFUSAL_BUCKET_OFFSETS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 # psycopg_pool's counters, as exported names (zero counters may be absent from get_stats).
 _POOL_COUNTERS = {
@@ -69,6 +74,8 @@ class _RuntimeCollector(Collector):
             ("request_deadline", cfg.request_deadline),
             ("health_timeout", cfg.health_timeout),
             ("retry_after", cfg.retry_after),
+            ("sold_out_trust", cfg.sold_out_trust),
+            ("http_max_in_progress", cfg.http_max_in_progress),
         ):
             limits.add_metric([name], float(value))
         yield limits
@@ -116,6 +123,33 @@ class _RuntimeCollector(Collector):
                 "out after they arrived (no query of their own)",
                 value=self._sold_out.collapsed,
             )
+            yield CounterMetricFamily(
+                "coupon_claims_remembered",
+                "claims answered out of stock at arrival from the sold-out memory (no "
+                "admission, slot or query)",
+                value=self._sold_out.remembered,
+            )
+            yield GaugeMetricFamily(
+                "coupon_sold_out_remembered",
+                "coupon names the sold-out memory holds",
+                value=len(self._sold_out),
+            )
+        yield GaugeMetricFamily(
+            "http_requests_in_progress",
+            "requests parsed and not yet finished, as the read gate counts them",
+            value=READS.in_progress,
+        )
+        yield GaugeMetricFamily(
+            "http_requests_held",
+            "connections whose next request waits unread (HTTP_MAX_IN_PROGRESS reached)",
+            value=READS.held,
+        )
+        yield CounterMetricFamily(
+            "http_holds",
+            "times a connection's request was held unread because HTTP_MAX_IN_PROGRESS "
+            "requests were in progress",
+            value=READS.held_total,
+        )
         cut = CounterMetricFamily(
             "http_connections_cut_off",
             "client connections the server closed: over HTTP_MAX_CONNECTIONS, a head or "
@@ -159,5 +193,19 @@ class Metrics:
         )
         self.in_flight = Gauge(
             "http_requests_in_flight", "HTTP requests being served", registry=self.registry
+        )
+        cfg = db.settings
+        self.refusal_latency = Histogram(
+            "http_refusal_duration_seconds",
+            "seconds from a request's start to its 503 answer (buckets: the acquire timeout "
+            "and the request deadline, each plus REFUSAL_BUCKET_OFFSETS)",
+            buckets=sorted(
+                {
+                    round(base + offset, 6)
+                    for base in (cfg.db_pool_acquire_timeout, cfg.request_deadline)
+                    for offset in REFUSAL_BUCKET_OFFSETS
+                }
+            ),
+            registry=self.registry,
         )
         self.registry.register(_RuntimeCollector(db, sold_out))

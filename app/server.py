@@ -14,7 +14,10 @@ likes. `GuardedHttpToolsProtocol` adds, per connection:
 - a head size limit: more than `HTTP_MAX_HEADER_BYTES` before the head ends gets 431
   and close, so the parser never buffers more than the limit plus one read;
 - a connection cap: beyond `HTTP_MAX_CONNECTIONS` open connections a new one is closed
-  at once, so those already served keep their memory and file descriptors.
+  at once, so those already served keep their memory and file descriptors;
+- backpressure: at most `HTTP_MAX_IN_PROGRESS` requests in progress across all
+  connections; a connection whose next request arrives beyond that is held unparsed, its
+  reading paused, until one finishes (app/backpressure.py says why).
 
 Timers are armed only when a head or body spans several reads: a request that arrives
 in one read (every honest request of this API) costs no timer at all.
@@ -32,11 +35,13 @@ import uuid
 from typing import Any, ClassVar, cast
 
 import uvicorn
+from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from app.api import create_app
+from app.backpressure import READS
 from app.connstats import cut_off
 from app.settings import Settings
 
@@ -49,6 +54,12 @@ FD_RESERVE = 256
 
 _REFUSAL_LOG_INTERVAL = 10.0
 """At most one warning about refused connections per this many seconds (no log flood)."""
+
+#: Requests that are never held by backpressure: the operators' view of the service
+#: (/health answers within HEALTH_TIMEOUT, a scrape shows the burst) must not queue
+#: behind the burst it is looking at. Only the start of the read that begins a request
+#: is checked.
+_NEVER_HELD = (b"GET /health", b"GET /metrics")
 
 # Where a connection is in its current request.
 _IDLE, _HEAD, _BODY = 0, 1, 2
@@ -67,6 +78,7 @@ class HttpLimits:
     idle_timeout: float
     max_header_bytes: int
     max_connections: int
+    max_in_progress: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HttpLimits:
@@ -77,6 +89,7 @@ class HttpLimits:
             idle_timeout=settings.http_idle_timeout,
             max_header_bytes=settings.http_max_header_bytes,
             max_connections=settings.http_max_connections,
+            max_in_progress=settings.http_max_in_progress,
         )
 
 
@@ -125,6 +138,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._read_bytes = 0
         self._head_too_large = False
         self._deadline: asyncio.TimerHandle | None = None
+        #: Bytes of the next request, kept unparsed while the server is full (or None).
+        self._held: list[bytes] | None = None
 
     # Connection
 
@@ -149,10 +164,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
+        self._held = None  # if held, the gate's resume finds nothing to do
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
+            return
+        if self._held is not None:
+            self._held.append(data)
+            return
+        if READS.full() and self._between_requests() and not data.startswith(_NEVER_HELD):
+            self._hold(data)
             return
         self._read_bytes = len(data)
         super().data_received(data)
@@ -173,6 +195,38 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 )
         elif self._phase == _BODY and self._deadline is None:
             self._deadline = self.loop.call_later(self.limits.body_timeout, self._body_timed_out)
+
+    # Backpressure (app/backpressure.py)
+
+    def _between_requests(self) -> bool:
+        """No request of this connection is being read, handled or queued."""
+        return (
+            self._phase == _IDLE
+            and (self.cycle is None or self.cycle.response_complete)
+            and not self.pipeline
+        )
+
+    def _hold(self, data: bytes) -> None:
+        self._held = [data]
+        self.transport.pause_reading()
+        # The wait is the server's doing, not the client's: no idle deadline meanwhile.
+        self._unset_keepalive_if_required()
+        READS.hold(self)
+
+    def resume_held(self) -> None:
+        """Parse the held bytes and read on (the gate has room for a request)."""
+        held, self._held = self._held, None
+        if held is None or self.transport.is_closing():
+            return
+        if not self.flow.read_paused:  # uvicorn's own pause (pipelining) stays
+            self.transport.resume_reading()
+        self.data_received(b"".join(held))
+
+    def _start_asgi_task(self, cycle: Any, app: ASGI3Application) -> None:
+        # Counted from here, not from the task's first step: a burst's reads create
+        # hundreds of tasks in one turn of the loop before any of them runs.
+        READS.started()
+        super()._start_asgi_task(cycle, _counted(app))
 
     # Parser callbacks (called from within data_received)
 
@@ -260,6 +314,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
+def _counted(app: ASGI3Application) -> ASGI3Application:
+    """`app`, telling the read gate when the request's handling ends."""
+
+    async def counted(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        try:
+            await app(scope, receive, send)
+        finally:
+            READS.finished()
+
+    return counted
+
+
 def fit_connection_cap(limits: HttpLimits) -> HttpLimits:
     """Raise the soft file-descriptor limit to hold the cap, or lower the cap to fit.
 
@@ -289,6 +355,7 @@ def fit_connection_cap(limits: HttpLimits) -> HttpLimits:
 def serve(settings: Settings) -> bool:
     """Serve until SIGINT/SIGTERM; False when start-up failed."""
     limits = fit_connection_cap(HttpLimits.from_settings(settings))
+    READS.limit = limits.max_in_progress
     config = uvicorn.Config(
         create_app(settings),
         host=settings.server_host,

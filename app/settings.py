@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     request_deadline: float = Field(default=3.0, gt=0)
     health_timeout: float = Field(default=1.0, gt=0)
     retry_after: int = Field(default=1, ge=0)
+    #: Seconds a claim statement's sold-out answer answers later claims from memory
+    #: (app/soldout.py): how long a restock by SQL may go unseen. 0: never from memory.
+    sold_out_trust: float = Field(default=5.0, ge=0)
     startup_timeout: float = Field(default=30.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     # Hostile connections (app/server.py): deadlines from a phase's first byte, sizes in bytes.
@@ -61,6 +64,9 @@ class Settings(BaseSettings):
     http_idle_timeout: float = Field(default=10.0, gt=0)
     http_max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     http_max_connections: int = Field(default=16_384, ge=1)
+    #: Requests parsed and not yet answered, across all connections; beyond it the server
+    #: holds new requests unread (app/backpressure.py). 0: no limit.
+    http_max_in_progress: int = Field(default=256, ge=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @model_validator(mode="after")

@@ -52,8 +52,9 @@ class Answer:
 
     `status` is the HTTP status, or `closed` / `reset` / `no answer` / `bad response`
     when none came that could be read.
-    `body` is kept for statuses other than 200 (to tell the 400s apart); `label` is the
-    caller's name for the request (`send_all`'s labels), empty when none was given.
+    `body` and `headers` (lower-case names) are kept for statuses other than 200 (to
+    tell the 400s apart, and read a 503's Retry-After); `label` is the caller's name for
+    the request (`send_all`'s labels), empty when none was given.
     """
 
     due: float
@@ -62,6 +63,7 @@ class Answer:
     status: int | str
     body: bytes = b""
     label: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def latency(self) -> float:
@@ -211,8 +213,16 @@ class HttpConnections:
             conn.out = data[n:]
             self._epoll.modify(conn.fd, _READ | select.EPOLLOUT)
 
-    def _finish(self, conn: _Conn, status: int | str, body: bytes = b"") -> None:
-        self.answers.append(Answer(conn.due, conn.sent, self.clock(), status, body, conn.label))
+    def _finish(
+        self,
+        conn: _Conn,
+        status: int | str,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.answers.append(
+            Answer(conn.due, conn.sent, self.clock(), status, body, conn.label, headers or {})
+        )
         conn.busy = False
         if isinstance(status, str):
             self._forget(conn)
@@ -262,12 +272,15 @@ class HttpConnections:
             parsed = _parse_response(conn.buf)
             if parsed is None:
                 return
-            status, body, used = parsed
+            status, body, used, headers = parsed
             conn.buf = conn.buf[used:]
             if status < 0:  # not HTTP we understand: count it, drop the connection
                 self._finish(conn, "bad response")
                 return
-            self._finish(conn, status, b"" if status == 200 else body)
+            if status == 200:
+                self._finish(conn, status)
+            else:
+                self._finish(conn, status, body, headers)
 
     def wait_answers(self, timeout: float) -> int:
         """Poll until nothing is in flight or `timeout` seconds passed; requests still
@@ -281,32 +294,31 @@ class HttpConnections:
         return len(stuck)
 
 
-def _parse_response(buf: bytes) -> tuple[int, bytes, int] | None:
-    """(status, body, bytes used) of the first complete response in `buf`, None while it
-    is incomplete; status -1 for something that is not a response we can read."""
+def _parse_response(buf: bytes) -> tuple[int, bytes, int, dict[str, str]] | None:
+    """(status, body, bytes used, headers) of the first complete response in `buf`, None
+    while it is incomplete; status -1 for something that is not a response we can read.
+    Header names are lower-case."""
     head_end = buf.find(b"\r\n\r\n")
     if head_end < 0:
         return None
     lines = buf[:head_end].decode("latin-1").split("\r\n")
     parts = lines[0].split(" ", 2)
     if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        return (-1, b"", len(buf))
-    length = 0
-    chunked = False
+        return (-1, b"", len(buf), {})
+    headers: dict[str, str] = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
-        name = name.strip().lower()
-        if name == "content-length" and value.strip().isdigit():
-            length = int(value.strip())
-        elif name == "transfer-encoding" and "chunked" in value.lower():
-            chunked = True
+        headers[name.strip().lower()] = value.strip()
+    length_text = headers.get("content-length", "0")
+    length = int(length_text) if length_text.isdigit() else 0
     start = head_end + 4
-    if chunked:  # small bodies only: wait for the last chunk, keep the raw chunks
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        # Small bodies only: wait for the last chunk, keep the raw chunks.
         end = buf.find(b"0\r\n\r\n", start)
-        return None if end < 0 else (int(parts[1]), buf[start:end], end + 5)
+        return None if end < 0 else (int(parts[1]), buf[start:end], end + 5, headers)
     if len(buf) < start + length:
         return None
-    return (int(parts[1]), buf[start : start + length], start + length)
+    return (int(parts[1]), buf[start : start + length], start + length, headers)
 
 
 def _os_status(exc: OSError) -> str:

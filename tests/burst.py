@@ -12,7 +12,7 @@ import asyncio
 import json
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bench.rawload import HttpConnections, claim_request
 from bench.stack import raise_nofile_limit
@@ -28,7 +28,7 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class BurstAnswer:
     """What one user of a burst saw: status (None when none could be read: `error` says
-    why) and, for statuses other than 200, the body."""
+    why) and, for statuses other than 200, the body and headers (lower-case names)."""
 
     user_id: str
     status: int | None
@@ -36,6 +36,7 @@ class BurstAnswer:
     sent_at: float
     answered_at: float
     error: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def latency(self) -> float:
@@ -72,7 +73,7 @@ def run_burst(
     finally:
         conns.close()
     return [
-        BurstAnswer(a.label, a.status, a.body, a.sent, a.done)
+        BurstAnswer(a.label, a.status, a.body, a.sent, a.done, headers=a.headers)
         if isinstance(a.status, int)
         else BurstAnswer(a.label, None, b"", a.sent, a.done, a.status)
         for a in conns.answers

@@ -25,6 +25,7 @@ SERVICE_SETTINGS = {
     "DB_STATEMENT_TIMEOUT": "3.0",
     "REQUEST_DEADLINE": "5.0",
     "HEALTH_TIMEOUT": "1.0",
+    "SOLD_OUT_TRUST": "1.0",
 }
 
 

@@ -15,7 +15,7 @@ import resource, sys
 from app.server import HttpLimits, fit_connection_cap
 soft, hard = int(sys.argv[1]), int(sys.argv[2])
 resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-limits = fit_connection_cap(HttpLimits(1.0, 1.0, 1.0, 16384, int(sys.argv[3])))
+limits = fit_connection_cap(HttpLimits(1.0, 1.0, 1.0, 16384, int(sys.argv[3]), 256))
 print(limits.max_connections, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 """
 
