@@ -15,6 +15,7 @@ import pytest
 
 from chaos.infra.postgres import PostgresAdmin, PostgresCluster
 from chaos.infra.service import ServiceProcess
+from tests.helpers import running_service
 
 #: Settings the test service runs with; tests derive their bounds from these.
 SERVICE_SETTINGS = {
@@ -47,12 +48,8 @@ def database_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def service(database_url: str) -> Iterator[ServiceProcess]:
     """The real service, started once per session."""
-    proc = ServiceProcess(database_url=database_url, env=SERVICE_SETTINGS)
-    try:
-        proc.start()
+    with running_service(database_url, SERVICE_SETTINGS) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
 import httpx
 
 from chaos.checks.probes import read_metrics
 from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.service import ServiceProcess
 
-__all__ = ["claims_of", "metric", "remaining_of"]
+__all__ = ["claims_of", "metric", "remaining_of", "running_service"]
+
+
+@contextmanager
+def running_service(
+    database_url: str, env: Mapping[str, str] | None = None
+) -> Iterator[ServiceProcess]:
+    """The real service (`python -m app`) with these settings, stopped on exit even when
+    its start failed half-way."""
+    proc = ServiceProcess(database_url=database_url, env=env)
+    try:
+        proc.start()
+        yield proc
+    finally:
+        proc.stop()
 
 
 def remaining_of(db: PostgresAdmin, coupon: str) -> int | None:

@@ -21,7 +21,7 @@ from chaos.infra.postgres import PostgresAdmin
 from chaos.infra.service import ServiceProcess
 from chaos.infra.waiting import wait_for
 from tests.conftest import SERVICE_SETTINGS
-from tests.helpers import claims_of, remaining_of
+from tests.helpers import claims_of, remaining_of, running_service
 
 POOL = int(SERVICE_SETTINGS["DB_POOL_MAX_SIZE"])
 #: As many as the pool's connections: every request in progress holds one (no 503).
@@ -40,12 +40,8 @@ SETTINGS = {
 
 @pytest.fixture(scope="module")
 def gated_service(database_url: str) -> Iterator[ServiceProcess]:
-    proc = ServiceProcess(database_url=database_url, env=SETTINGS)
-    try:
-        proc.start()
+    with running_service(database_url, SETTINGS) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def test_requests_beyond_the_limit_are_held_then_served(

@@ -25,7 +25,7 @@ from chaos.infra.postgres import PostgresAdmin
 from chaos.infra.service import ServiceProcess
 from chaos.infra.waiting import wait_for
 from tests.conftest import SERVICE_SETTINGS
-from tests.helpers import claims_of, metric, remaining_of
+from tests.helpers import claims_of, metric, remaining_of, running_service
 
 HEAD_TIMEOUT = 2.0
 BODY_TIMEOUT = 1.5
@@ -211,12 +211,8 @@ class Claims:
 @pytest.fixture(scope="module")
 def hostile_service(database_url: str) -> Iterator[ServiceProcess]:
     """The service with short HTTP deadlines."""
-    proc = ServiceProcess(database_url=database_url, env=HOSTILE_SETTINGS)
-    try:
-        proc.start()
+    with running_service(database_url, HOSTILE_SETTINGS) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture

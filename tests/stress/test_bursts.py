@@ -23,7 +23,7 @@ from chaos.infra.service import ServiceProcess
 from chaos.infra.waiting import wait_for
 from chaos.scenarios.bounds import SLACK
 from tests.burst import BurstAnswer, run_burst, run_closed_loop
-from tests.helpers import claims_of, remaining_of
+from tests.helpers import claims_of, remaining_of, running_service
 
 pytestmark = pytest.mark.stress
 
@@ -44,12 +44,8 @@ SLOW_CLAIM_SECONDS = 0.05
 def default_service(database_url: str) -> Iterator[ServiceProcess]:
     """The service with every setting at its default (only address and database set)."""
     raise_nofile_limit(12_000)  # the child inherits it: 5,000 connections at once
-    proc = ServiceProcess(database_url=database_url)
-    try:
-        proc.start()
+    with running_service(database_url) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture
