@@ -1,4 +1,4 @@
-"""Admission to the pool by time, not by count (DESIGN section 4).
+"""Admission to the pool by time, not by count (docs/design.md, "Failure contract").
 
 A flash sale is a burst: thousands of claims arrive in the same second and queue for a
 pool of a few connections. Whether a newcomer can be served depends on how long the queue

@@ -5,7 +5,7 @@ when the request deadline passes, whichever comes first; a timed-out task is
 cancelled and its cleanup (psycopg's server-side cancel, the pool's discard of the
 connection) finishes in the background, tracked so leak probes can wait for it.
 Without this, a blackholed connection holds a request for about 11 s after its
-deadline (DESIGN section 7).
+deadline (docs/design.md, "Timing model").
 """
 
 from __future__ import annotations

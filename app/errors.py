@@ -51,7 +51,8 @@ class ServiceError(Exception):
 
     status_code: int = 500
     message: str = "internal server error"
-    #: Whether a statement may have reached the database before the error (DESIGN section 4).
+    #: Whether a statement may have reached the database before the error
+    #: (docs/design.md, "Failure contract").
     write_attempted: bool = False
 
     def __init__(self, message: str | None = None, *, detail: str | None = None) -> None:

@@ -1,4 +1,5 @@
-"""The OpenAPI document: every answer each route can give (DESIGN section 2 and 4).
+"""The OpenAPI document: every answer each route can give (docs/design.md, "HTTP
+contract" and "Failure contract").
 
 The routes read their raw bodies themselves (app.validation gives the contract's
 messages), so FastAPI cannot infer request bodies or answers from type hints; the

@@ -13,6 +13,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import TupleRow
 
 __all__ = [
+    "CLAIM_SQL",
     "ClaimOutcome",
     "Conn",
     "CouponRow",
@@ -66,7 +67,7 @@ async def insert_coupon(conn: Conn, name: str, amount: int) -> None:
 # decrement only while stock remains, insert the claim from the decrement's RETURNING, and
 # say whether the coupon exists, so a sold-out claim needs no second query. A unique
 # violation aborts the statement and so rolls the decrement back.
-_CLAIM_SQL = """
+CLAIM_SQL = """
 WITH taken AS (
     UPDATE coupons SET remaining_amount = remaining_amount - 1
     WHERE name = %(coupon)s AND remaining_amount > 0
@@ -93,7 +94,7 @@ class ClaimOutcome(enum.Enum):
 async def claim(conn: Conn, user_id: str, coupon_name: str) -> tuple[ClaimOutcome, int]:
     """Take one unit of stock for the user, with the stock left after it (0 unless
     claimed); UniqueViolation when the user holds one."""
-    cur = await conn.execute(_CLAIM_SQL, {"coupon": coupon_name, "user": user_id})
+    cur = await conn.execute(CLAIM_SQL, {"coupon": coupon_name, "user": user_id})
     row = await cur.fetchone()
     if row is None:  # pragma: no cover - the SELECT always yields one row
         raise RuntimeError("claim statement returned no row")

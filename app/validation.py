@@ -1,6 +1,6 @@
 """Validation of request bodies and path parameters (pure logic, no I/O).
 
-Messages are part of the HTTP contract (DESIGN section 2).
+Messages are part of the HTTP contract (docs/design.md, "HTTP contract").
 """
 
 from __future__ import annotations

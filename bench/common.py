@@ -1,5 +1,6 @@
-"""Shared helpers of the benchmarks: a claim load generator over HTTP, percentiles, CPU
-accounting and JSON output. Nothing here starts a process."""
+"""Shared helpers of the benchmarks: a claim load generator over HTTP, the median, CPU
+accounting and JSON output (percentiles are chaos.core.history.percentile). Nothing here
+starts a process."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 import httpx
 import psutil
 
+from chaos.core.history import percentile
 from chaos.infra.processes import process_tree
 
 __all__ = [
@@ -33,7 +35,6 @@ __all__ = [
     "drive_claims",
     "env_note",
     "median",
-    "percentile",
     "process_tree",
     "run_async",
     "write_json",
@@ -46,19 +47,6 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 HUGE_STOCK = 2_000_000_000
 """A stock no benchmark can exhaust (the column is an INTEGER)."""
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Percentile `q` (0-100) with linear interpolation; None for no values."""
-    if not values:
-        return None
-    if len(values) == 1:
-        return float(values[0])
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100.0
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 def median(values: Sequence[float]) -> float | None:

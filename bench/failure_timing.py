@@ -33,12 +33,15 @@ from typing import Any
 
 import httpx
 
-from bench.common import RESULTS_DIR, env_note, median, percentile, write_json
-from chaos.checks.probes import Limits, read_metrics
+from bench.common import RESULTS_DIR, env_note, median, write_json
+from chaos.core.history import percentile
+from chaos.core.limits import Limits
+from chaos.infra.probes import read_limits
 from chaos.infra.stack import LocalStack
 from chaos.run.engine import ScenarioResult, run_selection
-from chaos.scenarios.catalogue import CATALOGUE, by_name
+from chaos.scenarios.catalogue import by_name, catalogue, for_stack
 from chaos.scenarios.model import Scenario
+from chaos.targets.coupons import COUPONS
 
 __all__ = ["main"]
 
@@ -159,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=[s.name for s in CATALOGUE],
+        choices=[s.name for s in for_stack(catalogue(COUPONS), "local")],
         metavar="NAME",
         help="a catalogue scenario (repeatable; default: all). `python -m chaos list`",
     )
@@ -175,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1:
         print("--repeat must be at least 1", file=sys.stderr)
         return 2
-    scenarios = [by_name(n) for n in args.scenario] if args.scenario else list(CATALOGUE)
+    pool = for_stack(catalogue(COUPONS), "local")
+    scenarios = [by_name(pool, n) for n in args.scenario] if args.scenario else pool
     started = time.monotonic()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     machine = env_note()
@@ -189,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         say("starting PostgreSQL, Toxiproxy and the service")
         stack.start()
         with httpx.Client(base_url=stack.endpoints.service_url, timeout=10.0) as client:
-            limits = Limits.from_metrics(read_metrics(client))
+            limits = read_limits(client)
         for run in run_selection(
-            stack, scenarios, repeat=args.repeat, keep_going=True, progress=say
+            stack, scenarios, repeat=args.repeat, keep_going=True, target=COUPONS, progress=say
         ):
             if run.result is None:
                 say(f"{run.label}: ERROR {run.error}")

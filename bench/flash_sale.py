@@ -7,7 +7,7 @@ also on failure or Ctrl-C:
 throughput  the hot coupon (one coupon, an enormous stock, every request a new user),
             driven by wrk (C, closed loop, `--connections` keep-alive connections):
             straight to PostgreSQL and through Toxiproxy with no toxic, beside pgbench
-            running the service's own claim SQL (`_CLAIM_SQL`, prepared), the database's
+            running the service's own claim SQL (`CLAIM_SQL`, prepared), the database's
             ceiling. Claims/s, p50/p99, the ratios service/pgbench and proxied/direct,
             and CPU milliseconds per claim of the service, PostgreSQL and Toxiproxy.
 burst       N users press the button together: N connections are opened first (and
@@ -65,7 +65,7 @@ import httpx
 import psutil
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from app.repository import _CLAIM_SQL, schema_sql
+from app.repository import CLAIM_SQL, schema_sql
 from app.settings import Settings
 from bench.common import (
     HUGE_STOCK,
@@ -73,7 +73,6 @@ from bench.common import (
     CpuMeter,
     create_coupon,
     env_note,
-    percentile,
     process_tree,
     write_json,
 )
@@ -81,6 +80,7 @@ from bench.rawload import Answer, HttpConnections, claim_request
 from bench.stack import (
     Toxiproxy,
     admin_sql,
+    conserved,
     coupon_state,
     raise_nofile_limit,
     run_pgbench,
@@ -88,6 +88,7 @@ from bench.stack import (
     toxiproxy_in_front,
 )
 from bench.wrk import run_wrk
+from chaos.core.history import percentile
 from chaos.errors import WaitTimeout
 from chaos.infra.postgres import PostgresCluster
 from chaos.infra.service import ServiceProcess
@@ -409,6 +410,7 @@ def run_burst(
     # 504s and failures without an answer may or may not have written their claim.
     unsure = sum(1 for a in answers if a.status not in (200, 400, 503))
     state = coupon_state(cluster, coupon)
+    claimed, remaining = len(state.claims), state.remaining[coupon]
     # The next burst starts from a quiet service: it has seen every reset.
     wait_for(
         lambda: _accepted(svc) == 0,
@@ -431,10 +433,10 @@ def run_burst(
         "release_ms": 1000 * (max(a.sent for a in answers) - first),
         "first_answer_ms": 1000 * (min(a.done for a in answers) - first),
         "drain_ms": 1000 * (max(a.done for a in answers) - first),
-        "db": {"claims": state.claims, "remaining": state.remaining},
+        "db": {"claims": claimed, "remaining": remaining},
         # Conservation, and every 200 is a claim (and no claim nobody may have made).
-        "db_consistent": state.consistent and ok <= state.claims <= ok + unsure,
-        "sold_out": state.claims == BURST_STOCK and state.remaining == 0,
+        "db_consistent": conserved(state, coupon) and ok <= claimed <= ok + unsure,
+        "sold_out": claimed == BURST_STOCK and remaining == 0,
         "cpu_seconds": cpu,
     }
 
@@ -664,6 +666,7 @@ def part_overload(
     refused = [a for a in answers if a.status == 503]
     ok = counts.get("200", 0)
     state = coupon_state(cluster, coupon)
+    claimed = len(state.claims)
     unsure = sum(1 for a in answers if a.status not in (200, 400, 503))
     lag = [a.sent - a.due for a in answers]
     return {
@@ -687,9 +690,9 @@ def part_overload(
         "unavailable_at_once": sum(1 for a in refused if a.latency < acquire_timeout / 2),
         "acquire_timeout_ms": acquire_timeout * 1000,
         "request_deadline_ms": deadline * 1000,
-        "db_claims": state.claims,
+        "db_claims": claimed,
         # Conservation, every 200 is a claim, and no claim nobody may have made.
-        "db_ok": state.consistent and ok <= state.claims <= ok + unsure,
+        "db_ok": conserved(state, coupon) and ok <= claimed <= ok + unsure,
         "generator_late": late,
         "generator_lag_p99_ms": _ms(percentile(lag, 99)),
         "cpu_seconds": cpu,
@@ -871,7 +874,7 @@ def main(argv: list[str] | None = None) -> int:
         "options": {k: v for k, v in vars(args).items() if k != "json"},
         "service_settings": run.settings,
         "pool_size": pool_size,
-        "claim_sql": _CLAIM_SQL.strip(),
+        "claim_sql": CLAIM_SQL.strip(),
         **results,
         "wall_seconds": time.monotonic() - run.started,
     }

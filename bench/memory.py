@@ -40,8 +40,8 @@ from bench.common import (
     run_async,
     write_json,
 )
-from chaos.checks.probes import read_metrics
 from chaos.infra.postgres import PostgresCluster
+from chaos.infra.probes import read_metrics
 from chaos.infra.service import ServiceProcess
 
 __all__ = ["main"]

@@ -152,16 +152,6 @@ class HttpConnections:
                     self._idle.append(ready)
 
     @property
-    def open_count(self) -> int:
-        """Connections still usable."""
-        return sum(1 for c in self._conns.values() if not c.dead)
-
-    @property
-    def idle_count(self) -> int:
-        """Connections with no request outstanding."""
-        return len(self._idle)
-
-    @property
     def in_flight(self) -> int:
         """Requests written and not answered yet."""
         return sum(1 for c in self._conns.values() if c.busy)

@@ -18,18 +18,18 @@ from typing import Any
 
 import psycopg
 
-from app.repository import _CLAIM_SQL
-from bench.common import HUGE_STOCK, CpuMeter, percentile, process_tree
+from app.repository import CLAIM_SQL
+from bench.common import HUGE_STOCK, CpuMeter, process_tree
+from chaos.core.history import percentile
 from chaos.infra.postgres import PostgresAdmin, PostgresCluster
-from chaos.infra.processes import ManagedProcess, as_unprivileged
-from chaos.infra.stack import PROXY_NAME, find_toxiproxy_server
-from chaos.infra.toxiproxy import ToxiproxyClient, wait_until_ready
-from chaos.infra.waiting import free_port
+from chaos.infra.processes import as_unprivileged
+from chaos.infra.stack import PROXY_NAME, start_toxiproxy, with_address
+from chaos.targets.coupons import CouponState, read_state
 
 __all__ = [
-    "CouponState",
     "Toxiproxy",
     "admin_sql",
+    "conserved",
     "coupon_state",
     "pgbench_script",
     "raise_nofile_limit",
@@ -51,31 +51,19 @@ def settle(cluster: PostgresCluster) -> None:
     admin_sql(cluster, "CHECKPOINT")
 
 
-@dataclass(frozen=True)
-class CouponState:
-    """A coupon's stock and its claims as the database holds them."""
-
-    amount: int
-    remaining: int
-    claims: int
-
-    @property
-    def consistent(self) -> bool:
-        """Stock taken equals claims written."""
-        return self.amount - self.remaining == self.claims
-
-
 def coupon_state(cluster: PostgresCluster, coupon: str) -> CouponState:
-    """The coupon's row and its claim count, read on a direct connection."""
+    """The coupon's row and its claims (`chaos.targets.coupons.read_state`), read on a
+    direct connection."""
     with PostgresAdmin(cluster.url, application_name="coupon-bench") as admin:
-        row = admin.query("SELECT amount, remaining_amount FROM coupons WHERE name = %s", (coupon,))
-        claims = admin.scalar("SELECT count(*) FROM claims WHERE coupon_name = %s", (coupon,))
-    if not row:
+        state = read_state(admin, [coupon])
+    if coupon not in state.amounts:
         raise RuntimeError(f"coupon {coupon!r} is not in the database")
-    amount, remaining = row[0]
-    return CouponState(
-        amount=int(str(amount)), remaining=int(str(remaining)), claims=int(str(claims))
-    )
+    return state
+
+
+def conserved(state: CouponState, coupon: str) -> bool:
+    """Stock taken equals claims written."""
+    return state.amounts[coupon] - state.remaining[coupon] == len(state.claims)
 
 
 def raise_nofile_limit(wanted: int) -> int:
@@ -106,40 +94,24 @@ class Toxiproxy:
 
 @contextmanager
 def toxiproxy_in_front(cluster: PostgresCluster) -> Iterator[Toxiproxy]:
-    """A Toxiproxy server with a proxy (no toxic) to the cluster, like
-    chaos.stack.LocalStack builds it; stopped and its directory removed on exit."""
-    binary = find_toxiproxy_server()
-    workdir = Path(tempfile.mkdtemp(prefix="coupon-bench-toxiproxy-"))
-    api_port = free_port()
-    server = ManagedProcess(
-        [str(binary), "-host", "127.0.0.1", "-port", str(api_port)],
-        name=f"toxiproxy-server on port {api_port}",
-        log_path=workdir / "toxiproxy.log",
-    )
+    """A Toxiproxy server with a proxy (no toxic) to the cluster, built as
+    chaos.infra.stack.LocalStack.start builds it; stopped and its directory removed on exit."""
+    workdir = Path(tempfile.mkdtemp(prefix="bench-toxiproxy-"))
     try:
-        server.start()
-        url = f"http://127.0.0.1:{api_port}"
-        wait_until_ready(url, timeout=15.0)
-        proxy_port = free_port()
-        with ToxiproxyClient(url) as client:
-            client.create_proxy(
-                PROXY_NAME,
-                listen=f"127.0.0.1:{proxy_port}",
-                upstream=f"{cluster.host}:{cluster.port}",
-            )
-        yield Toxiproxy(
-            api_url=url,
-            proxy=PROXY_NAME,
-            database_url=(
-                f"postgresql://postgres@127.0.0.1:{proxy_port}/{cluster.dbname}?sslmode=disable"
-            ),
-            pid=server.pid,
+        server, url, ports = start_toxiproxy(
+            {PROXY_NAME: f"{cluster.host}:{cluster.port}"}, log_path=workdir / "toxiproxy.log"
         )
-    finally:
         try:
-            server.stop()
+            yield Toxiproxy(
+                api_url=url,
+                proxy=PROXY_NAME,
+                database_url=with_address(cluster.url, "127.0.0.1", ports[PROXY_NAME]),
+                pid=server.pid,
+            )
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            server.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def pgbench_script() -> str:
@@ -150,7 +122,7 @@ def pgbench_script() -> str:
     a per-client counter `n` (pgbench variables live for the client's whole run) offset
     by `:client_id`. Both go to the server as parameters of the prepared statement.
     """
-    statement = _CLAIM_SQL.replace("%(coupon)s", ":coupon").replace("%(user)s", ":uid")
+    statement = CLAIM_SQL.replace("%(coupon)s", ":coupon").replace("%(user)s", ":uid")
     if "%(" in statement:
         raise RuntimeError(f"unexpected placeholder left in the claim SQL: {statement}")
     return (
@@ -238,7 +210,7 @@ def run_pgbench(cluster: PostgresCluster, *, clients: int, seconds: int) -> dict
         "claims_per_s": field(r"tps = ([0-9.]+) \(without initial connection time\)") or 0.0,
         "p50_ms": None if p50 is None else p50 * 1000,
         "p99_ms": None if p99 is None else p99 * 1000,
-        "db_claims": coupon_state(cluster, coupon).claims,
+        "db_claims": len(coupon_state(cluster, coupon).claims),
         "cpu_seconds": cpu,
         "wall_seconds": meter.wall,
     }

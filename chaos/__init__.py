@@ -7,12 +7,14 @@ The authoring surface is exported here::
 
 Everything else lives in the subpackages: `chaos.infra` (Toxiproxy, PostgreSQL,
 processes, stacks), `chaos.faults`, `chaos.scenarios` (model, file loader, catalogue),
-`chaos.run` (engine, workload, history), `chaos.checks`, `chaos.targets` (the target
-interface and the coupon service), `chaos.report`.
+`chaos.run` (engine, result, verdict), `chaos.targets` (the target interface and this
+repository's service), `chaos.report`; `chaos.core` holds the vocabulary they share.
 """
 
-from chaos.checks.base import CheckResult
-from chaos.checks.probes import Limits
+from chaos.core.checks import CheckResult
+from chaos.core.history import Operation, Outcome
+from chaos.core.limits import Limits
+from chaos.core.lost_writes import LostWritePolicy
 from chaos.errors import ChaosError, ProcessError, ScenarioError, WaitTimeout
 from chaos.faults import (
     DatabaseDown,
@@ -40,34 +42,32 @@ from chaos.infra.toxiproxy import (
     ToxiproxyError,
 )
 from chaos.run.engine import ScenarioRun, run_scenario, run_selection
-from chaos.run.history import Operation, Outcome
 from chaos.run.result import ScenarioResult
-from chaos.scenarios.catalogue import CATALOGUE
+from chaos.scenarios.catalogue import catalogue
 from chaos.scenarios.loader import ScenarioFileError, load_scenarios
 from chaos.scenarios.model import (
     ACQUIRE,
     DEADLINE,
     EVIDENCE_KINDS,
     HEALTH,
-    RECOVERY_BOUND,
+    RECOVERY,
     SLACK,
+    STACKS,
     Bound,
     Expect,
     Scenario,
     Workload,
 )
-from chaos.targets.base import Target
-from chaos.targets.coupons import COUPONS
+from chaos.targets.base import Target, load_target
 
 __all__ = [
     "ACQUIRE",
-    "CATALOGUE",
-    "COUPONS",
     "DEADLINE",
     "EVIDENCE_KINDS",
     "HEALTH",
-    "RECOVERY_BOUND",
+    "RECOVERY",
     "SLACK",
+    "STACKS",
     "AnyToxic",
     "Bandwidth",
     "Bound",
@@ -84,6 +84,7 @@ __all__ = [
     "LimitData",
     "Limits",
     "LocalStack",
+    "LostWritePolicy",
     "NetworkToxic",
     "Operation",
     "Outcome",
@@ -107,8 +108,10 @@ __all__ = [
     "ToxiproxyError",
     "WaitTimeout",
     "Workload",
+    "catalogue",
     "fault_kinds",
     "load_scenarios",
+    "load_target",
     "run_scenario",
     "run_selection",
 ]

@@ -1,8 +1,11 @@
 """Command line of the toolkit.
 
 chaos run [--scenarios FILE_OR_DIR ...] [--scenario NAME ...] [--repeat N] [--keep-going]
-          [--stack local|compose|ha] [--report-dir DIR]
-chaos list [--scenarios FILE_OR_DIR ...]
+          [--stack local|compose|ha] [--target MODULE:ATTRIBUTE] [--report-dir DIR]
+chaos list [--scenarios FILE_OR_DIR ...] [--stack ...] [--target ...]
+
+Every stack runs through the one engine and writes the same reports; `--stack ha` runs
+the scenarios that need the HA stack (the shipped ha.yaml, and those of your files).
 chaos up [--json]
 chaos serve [--port N]
 """
@@ -21,26 +24,42 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import yaml
+
 from chaos.errors import ChaosError
+from chaos.infra.ha_stack import HaStack
 from chaos.infra.postgres import PostgresCluster
 from chaos.infra.service import ServiceProcess
 from chaos.infra.stack import ExternalStack, LocalStack, Stack, StackEndpoints
 from chaos.report.writers import summary_table, write_reports
 from chaos.run.engine import run_selection
 from chaos.run.result import ScenarioResult
-from chaos.scenarios.catalogue import CATALOGUE
+from chaos.scenarios.catalogue import catalogue, for_stack
 from chaos.scenarios.loader import load_scenarios
 from chaos.scenarios.model import Scenario
+from chaos.targets.base import DEFAULT_TARGET, Target, load_target
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "compose_endpoints", "main"]
 
-COMPOSE_ENDPOINTS = StackEndpoints(
-    service_url="http://127.0.0.1:3000",
-    toxiproxy_url="http://127.0.0.1:8474",
-    database_url="postgresql://postgres:postgres@127.0.0.1:5432/coupons?sslmode=disable",
-    proxied_database_url="postgresql://postgres:postgres@127.0.0.1:5433/coupons?sslmode=disable",
-)
-"""Where docker-compose.ci.yml publishes its parts."""
+
+def compose_endpoints(file: Path) -> tuple[str, StackEndpoints]:
+    """The compose project's name and where its parts are published, read from the
+    compose file (its `name:` and the postgres service's POSTGRES_* environment); the
+    ports are the ones the toolkit's compose lane publishes."""
+    try:
+        doc = yaml.safe_load(file.read_text(encoding="utf-8"))
+        env = doc["services"]["postgres"]["environment"]
+        project = str(doc["name"])
+        user, password, db = env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise ChaosError(f"cannot read the compose file {file}: {exc}") from exc
+    base = f"postgresql://{user}:{password}@127.0.0.1"
+    return project, StackEndpoints(
+        service_url="http://127.0.0.1:3000",
+        toxiproxy_url="http://127.0.0.1:8474",
+        database_url=f"{base}:5432/{db}?sslmode=disable",
+        proxied_database_url=f"{base}:5433/{db}?sslmode=disable",
+    )
 
 
 def _wait_for_interrupt() -> None:
@@ -74,8 +93,9 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    for s in _selected(args):
-        print(f"{s.name}\n    fault: {s.fault.kind}; expected: {s.expected_text()}")
+    for s in _selected(args, load_target(args.target)):
+        print(f"{s.name} [stack {s.stack}]")
+        print(f"    fault: {s.fault.kind}; expected: {s.expected_text()}")
         print(f"    {s.description}")
     return 0
 
@@ -97,13 +117,15 @@ def _compose(file: Path, project: str) -> Iterator[None]:
 
 
 @contextmanager
-def _stack_for(args: argparse.Namespace) -> Iterator[Stack]:
+def _stack_for(args: argparse.Namespace, target: Target) -> Iterator[Stack]:
     if args.service_url:
+        if not (args.toxiproxy_url and args.database_url):
+            raise ChaosError("--service-url needs --toxiproxy-url and --database-url too")
         ext = ExternalStack(
             StackEndpoints(
                 service_url=args.service_url,
-                toxiproxy_url=args.toxiproxy_url or COMPOSE_ENDPOINTS.toxiproxy_url,
-                database_url=args.database_url or COMPOSE_ENDPOINTS.database_url,
+                toxiproxy_url=args.toxiproxy_url,
+                database_url=args.database_url,
                 proxied_database_url=args.proxied_database_url or "",
             ),
             compose_project=args.compose_project,
@@ -111,14 +133,20 @@ def _stack_for(args: argparse.Namespace) -> Iterator[Stack]:
         ext.start()
         yield ext
     elif args.stack == "compose":
-        with _compose(Path(args.compose_file), args.compose_project):
-            ext = ExternalStack(COMPOSE_ENDPOINTS, compose_project=args.compose_project)
+        project, endpoints = compose_endpoints(Path(args.compose_file))
+        project = args.compose_project or project
+        with _compose(Path(args.compose_file), project):
+            ext = ExternalStack(endpoints, compose_project=project)
             ext.start()
             yield ext
     else:
-        local = LocalStack()
+        local: Stack = (
+            HaStack(service_command=target.service_command)
+            if args.stack == "ha"
+            else LocalStack(service_command=target.service_command)
+        )
         try:
-            say("starting PostgreSQL, Toxiproxy and the service")
+            say(f"starting the {args.stack} stack (PostgreSQL, Toxiproxy, the service)")
             local.start()
             yield local
         finally:
@@ -130,34 +158,53 @@ def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def _selected(args: argparse.Namespace) -> list[Scenario]:
-    """The scenarios of --scenarios files (all validated first), else the catalogue;
-    narrowed to the --scenario names when given."""
+def _selected(args: argparse.Namespace, target: Target) -> list[Scenario]:
+    """The scenarios of --scenarios files (all validated first), else the shipped ones and
+    the target's; those the chosen stack runs; narrowed to the --scenario names."""
     files = getattr(args, "scenarios", None)
-    pool = load_scenarios([Path(p) for p in files]) if files else list(CATALOGUE)
+    pool = (
+        load_scenarios([Path(p) for p in files], kinds=target.fault_kinds())
+        if files
+        else catalogue(target)
+    )
+    stack = "ha" if args.stack == "ha" else "any"
+    runnable = for_stack(pool, stack)
     names = getattr(args, "scenario", None)
     if not names:
-        return pool
+        if not runnable:
+            raise ChaosError(
+                f"no scenario for the {args.stack} stack among {len(pool)} "
+                f"({', '.join(s.name for s in pool)})"
+            )
+        return runnable
     known = {s.name: s for s in pool}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ChaosError(f"no scenario {', '.join(unknown)}; known: {', '.join(known)}")
+    elsewhere = [n for n in names if known[n].stack != stack]
+    if elsewhere:
+        raise ChaosError(
+            f"{', '.join(elsewhere)} need(s) another stack than {args.stack} "
+            f"(stack {known[elsewhere[0]].stack})"
+        )
     return [known[n] for n in names]
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.stack == "ha":  # the HA scenarios have their own catalogue (chaos.scenarios.ha)
-        from chaos.ha_cli import run_named
-
-        return run_named(args.scenario, repeat=args.repeat, report_dir=Path(args.report_dir))
-    scenarios = _selected(args)
+    target = load_target(args.target)
+    scenarios = _selected(args, target)
     results: list[ScenarioResult] = []
     errors = 0
     started = time.monotonic()
     report_dir = Path(args.report_dir)
-    with _stack_for(args) as stack:
+    with _stack_for(args, target) as stack:
         for run in run_selection(
-            stack, scenarios, repeat=args.repeat, keep_going=args.keep_going, progress=say
+            stack,
+            scenarios,
+            repeat=args.repeat,
+            keep_going=args.keep_going,
+            target=target,
+            progress=say,
         ):
             if run.error is not None:
                 errors += 1
@@ -170,7 +217,7 @@ def _run(args: argparse.Namespace) -> int:
             verdict = "PASS" if result.passed else "FAIL"
             ttr = result.time_to_recover
             say(
-                f"{run.label}: {verdict} ({dict(result.statuses_during())}, recovered in "
+                f"{run.label}: {verdict} ({dict(result.statuses_touched())}, recovered in "
                 f"{'-' if ttr is None else f'{ttr:.3f} s'})"
             )
             for check in result.failed_checks():
@@ -194,13 +241,27 @@ def _scenario_arguments(parser: argparse.ArgumentParser) -> None:
         help="scenario file, or directory of *.yaml files (repeatable; default: the catalogue)",
     )
     parser.add_argument("--scenario", action="append", help="only this scenario (repeatable)")
+    parser.add_argument(
+        "--stack",
+        choices=("local", "compose", "ha"),
+        default="local",
+        help="where to run: local processes, docker-compose.ci.yml, or the HA stack "
+        "(which runs the scenarios that need it)",
+    )
+    parser.add_argument(
+        "--target",
+        default=os.environ.get("CHAOS_TARGET", DEFAULT_TARGET),
+        metavar="MODULE:ATTRIBUTE",
+        help=f"the service's target (chaos.targets.base.Target) [env CHAOS_TARGET; "
+        f"default {DEFAULT_TARGET}]",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser."""
     parser = argparse.ArgumentParser(
         prog="chaos",
-        description="Resilience runs of the coupon service against PostgreSQL behind Toxiproxy.",
+        description="Resilience runs of a service against PostgreSQL behind Toxiproxy.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -212,10 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a scenario that errors (not one that fails its checks) does not end the run",
     )
     run.add_argument("--repeat", type=int, default=1, help="run the selection N times")
-    run.add_argument("--stack", choices=("local", "compose", "ha"), default="local")
     run.add_argument("--compose-file", default="docker-compose.ci.yml")
     run.add_argument(
-        "--compose-project", default=os.environ.get("CHAOS_COMPOSE_PROJECT", "coupon-chaos")
+        "--compose-project",
+        default=os.environ.get("CHAOS_COMPOSE_PROJECT"),
+        help="default: the compose file's `name:`",
     )
     run.add_argument(
         "--service-url",

@@ -16,17 +16,28 @@
   --chaos-scenarios (repeat) chaos_scenarios (lines)       CHAOS_SCENARIOS (os.pathsep)
   ========================== ============================= ==========================
 
+  --chaos-target             chaos_target                  CHAOS_TARGET
+  --ha                       ha = true                     CI=true
+  ========================== ============================= ==========================
+
 - Marker `chaos`: CI-only fault tests. They run when CI=true or --chaos is given and are
   skipped otherwise, with a reason that says how to run them (the Python form of the
-  story's `//go:build ci`). A test gets the marker automatically when it uses one of this
-  plugin's stack fixtures, resolved by definition: a fixture of the same name that a
-  project defines itself is that project's business, and is left alone.
-- Fixtures, all prefixed `chaos_`: `chaos_config`, `chaos_target`, `chaos_stack` (session:
-  a LocalStack, or an ExternalStack when --chaos-service-url is given),
-  `chaos_toxiproxy` (reset after every test), `chaos_pg_admin` (direct admin
-  connection), `chaos_service_client` (httpx client for the service),
-  `chaos_service_limits` (the limits the running service reports), `chaos_report`
-  (results written to --chaos-report-dir as each test finishes).
+  story's `//go:build ci`). A test that uses one of this plugin's stack fixtures is
+  skipped the same way when they are off; the check is made when the fixture is set up,
+  by its definition, so a fixture of the same name that a project defines itself is
+  that project's business, and is left alone.
+- Marker `ha`: tests of the HA stack (etcd, Patroni nodes), on with --ha, ini `ha` or
+  CI=true; the HA fixtures are gated the same way.
+- Fixtures, all prefixed `chaos_`: `chaos_config`, `chaos_target` (the --chaos-target
+  import path, this repository's service by default; override the fixture to test
+  another service), `chaos_stack` (session: a LocalStack, or an ExternalStack when
+  --chaos-service-url is given), `chaos_ha_stack` (session: the HA stack),
+  `chaos_ha` (the HA stack healed before and after the test), `chaos_toxiproxy` (reset
+  after every test), `chaos_pg_admin` (direct admin connection), `chaos_service_client`
+  (httpx client for the service), `chaos_service_limits` (the limits the running service
+  reports), `chaos_run` (runs a scenario on the stack it needs, heals the stack after it,
+  and adds the result to the report), `chaos_report` (results written to
+  --chaos-report-dir as each test finishes).
 - Scenario files given with --chaos-scenarios become one test each
   (`chaos-scenarios/<file>::<scenario>`), run by the same engine with the same checks;
   every file is validated before any test runs (a usage error lists the problems).
@@ -43,22 +54,27 @@ from typing import Any
 import httpx
 import pytest
 
-from chaos.checks.probes import CANCEL_AND_DRAIN, Limits, read_metrics
+from chaos.core.limits import CANCEL_AND_DRAIN, Limits
 from chaos.errors import ChaosError
+from chaos.infra.ha_stack import HaStack
 from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.probes import read_limits
 from chaos.infra.stack import ExternalStack, LocalStack, Stack, StackEndpoints
 from chaos.infra.toxiproxy import ToxiproxyClient
 from chaos.run.result import ScenarioResult
 from chaos.scenarios.loader import ScenarioFileError, load_scenarios, scenario_files
 from chaos.scenarios.model import Scenario
-from chaos.targets.base import Target
-from chaos.targets.coupons import COUPONS
+from chaos.targets.base import DEFAULT_TARGET, Target, load_target
 
-__all__ = ["SKIP_REASON", "ChaosConfig"]
+__all__ = ["HA_SKIP_REASON", "SKIP_REASON", "ChaosConfig"]
 
 SKIP_REASON = (
     "chaos tests are CI-only: run with CI=true or pass --chaos "
     "(add --chaos-service-url etc. to target a running compose stack; see README)"
+)
+HA_SKIP_REASON = (
+    "HA tests are CI-only: run with CI=true or pass --ha "
+    "(they need Debian's etcd-server and build Patroni into .cache/patroni-venv)"
 )
 
 # The plugin's fixtures that need the stack: a test using one of these (as this plugin
@@ -74,6 +90,7 @@ _STACK_FIXTURES = frozenset(
         "chaos_run",
     }
 )
+_HA_FIXTURES = frozenset({"chaos_ha_stack", "chaos_ha", "chaos_ha_toxiproxy"})
 
 _URL_OPTIONS = (
     ("service_url", "CHAOS_SERVICE_URL", "URL of a running service (external stack)"),
@@ -82,6 +99,7 @@ _URL_OPTIONS = (
     ("proxied_database_url", "CHAOS_PROXIED_DATABASE_URL", "database URL via Toxiproxy"),
     ("compose_project", "CHAOS_COMPOSE_PROJECT", "compose project, for database faults"),
     ("report_dir", "CHAOS_REPORT_DIR", "write journal.json, junit.xml, report.html here"),
+    ("target", "CHAOS_TARGET", f"the service's target, module:attribute ({DEFAULT_TARGET})"),
 )
 
 
@@ -96,7 +114,9 @@ class ChaosConfig:
     proxied_database_url: str | None
     compose_project: str | None
     report_dir: str | None
+    target: str | None = None
     scenario_paths: tuple[str, ...] = ()
+    ha: bool = False
 
     @property
     def external(self) -> bool:
@@ -127,13 +147,23 @@ class ChaosConfig:
             or os.environ.get("CI", "").lower() == "true"
             or bool(config.getini("chaos"))
         )
+        ha = (
+            bool(config.getoption("ha"))
+            or bool(config.getini("ha"))
+            or os.environ.get("CI", "").lower() == "true"
+        )
         values = {name: value(name, env) for name, env, _ in _URL_OPTIONS}
-        return cls(enabled=enabled, scenario_paths=tuple(paths), **values)
+        return cls(enabled=enabled, scenario_paths=tuple(paths), ha=ha, **values)
 
-    def build_stack(self) -> Stack:
-        """An ExternalStack when a service URL is given, else a LocalStack."""
+    def load_target(self) -> Target:
+        """The configured target (this repository's service by default)."""
+        return load_target(self.target or DEFAULT_TARGET)
+
+    def build_stack(self, target: Target | None = None) -> Stack:
+        """An ExternalStack when a service URL is given, else a LocalStack running the
+        target's service."""
         if not self.external:
-            return LocalStack()
+            return LocalStack(service_command=target.service_command if target else None)
         if not (self.toxiproxy_url and self.database_url):
             raise ChaosError(
                 "an external stack needs --chaos-toxiproxy-url and --chaos-database-url"
@@ -176,6 +206,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "[env CHAOS_SCENARIOS, ini chaos_scenarios]",
     )
     parser.addini("chaos_scenarios", "scenario files or directories to run", type="linelist")
+    group.addoption(
+        "--ha",
+        action="store_true",
+        default=False,
+        help="run tests marked ha and HA scenarios (also on when CI=true or ini ha = true)",
+    )
+    parser.addini("ha", "run tests marked ha", type="bool", default=False)
 
 
 _CONFIG_KEY = pytest.StashKey[ChaosConfig]()
@@ -186,34 +223,37 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "chaos: CI-only fault test; runs with CI=true or --chaos, skipped otherwise"
     )
+    config.addinivalue_line(
+        "markers", "ha: CI-only HA stack test; runs with CI=true or --ha, skipped otherwise"
+    )
     cfg = ChaosConfig.from_pytest(config)
     config.stash[_CONFIG_KEY] = cfg
     # Every file is checked before any test runs, and every problem of every file is
     # reported at once (the loader does the same for a list of files).
     paths = [Path(raw).resolve() for raw in cfg.scenario_paths]
     try:
-        load_scenarios(paths)
-    except ScenarioFileError as exc:
+        kinds = cfg.load_target().fault_kinds() if paths else {}
+        load_scenarios(paths, kinds=kinds)
+    except (ScenarioFileError, ChaosError) as exc:
         raise pytest.UsageError(str(exc)) from exc
     config.stash[_SCENARIOS_KEY] = [
-        (path, s) for path in scenario_files(paths) for s in load_scenarios([path])
+        (path, s) for path in scenario_files(paths) for s in load_scenarios([path], kinds=kinds)
     ]
 
 
-def _uses_plugin_stack(item: pytest.Item) -> bool:
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return False
-    for name, defs in info.name2fixturedefs.items():
-        # defs[-1] is the definition this test gets (the closest override).
-        if name in _STACK_FIXTURES and defs and _defined_here(defs[-1]):
-            return True
-    return False
-
-
-def _defined_here(fixturedef: Any) -> bool:
-    func = getattr(fixturedef, "func", None)
-    return getattr(func, "__module__", None) == __name__
+@pytest.hookimpl(tryfirst=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+) -> None:
+    """Skip a test when it sets up one of this plugin's stack fixtures (by definition, not
+    by name) while the chaos tests, or the HA tests, are off."""
+    if getattr(fixturedef.func, "__module__", None) != __name__:
+        return
+    cfg = request.config.stash[_CONFIG_KEY]
+    if fixturedef.argname in _STACK_FIXTURES | _HA_FIXTURES and not cfg.enabled:
+        pytest.skip(SKIP_REASON)
+    if fixturedef.argname in _HA_FIXTURES and not cfg.ha:
+        pytest.skip(HA_SKIP_REASON)
 
 
 class _ScenarioFile(pytest.File):
@@ -245,13 +285,12 @@ def pytest_collection_modifyitems(
         if path not in seen:
             seen.add(path)
             items.extend(_ScenarioFile.from_parent(session, path=path).collect())
-    enabled = config.stash[_CONFIG_KEY].enabled
-    skip = pytest.mark.skip(reason=SKIP_REASON)
+    cfg = config.stash[_CONFIG_KEY]
     for item in items:
-        if _uses_plugin_stack(item):
-            item.add_marker(pytest.mark.chaos)
-        if item.get_closest_marker("chaos") and not enabled:
-            item.add_marker(skip)
+        if item.get_closest_marker("chaos") and not cfg.enabled:
+            item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
+        elif item.get_closest_marker("ha") and not cfg.ha:
+            item.add_marker(pytest.mark.skip(reason=HA_SKIP_REASON))
 
 
 @pytest.fixture(scope="session")
@@ -261,20 +300,53 @@ def chaos_config(pytestconfig: pytest.Config) -> ChaosConfig:
 
 
 @pytest.fixture(scope="session")
-def chaos_target() -> Target:
-    """The service under test's target (override it to test another service)."""
-    return COUPONS
+def chaos_target(chaos_config: ChaosConfig) -> Target:
+    """The service under test's target: --chaos-target, this repository's service by
+    default (override the fixture to test another service)."""
+    return chaos_config.load_target()
 
 
 @pytest.fixture(scope="session")
-def chaos_stack(chaos_config: ChaosConfig) -> Iterator[Stack]:
+def chaos_stack(chaos_config: ChaosConfig, chaos_target: Target) -> Iterator[Stack]:
     """The stack under test, started once per session and always torn down."""
-    stack = chaos_config.build_stack()
+    stack = chaos_config.build_stack(chaos_target)
     try:
         stack.start()
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def chaos_ha_stack(chaos_target: Target) -> Iterator[HaStack]:
+    """The HA stack (etcd, Patroni nodes, Toxiproxy, the target's service), started once
+    per session and always torn down."""
+    stack = HaStack(service_command=chaos_target.service_command)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def chaos_ha(chaos_ha_stack: HaStack) -> Iterator[HaStack]:
+    """The HA stack, healthy with default settings before the test and healed after it."""
+    chaos_ha_stack.heal()
+    try:
+        yield chaos_ha_stack
+    finally:
+        chaos_ha_stack.heal()
+
+
+@pytest.fixture
+def chaos_ha_toxiproxy(chaos_ha_stack: HaStack) -> Iterator[ToxiproxyClient]:
+    """A client for the HA stack's Toxiproxy."""
+    client = chaos_ha_stack.toxiproxy()
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session")
@@ -343,30 +415,22 @@ def chaos_service_client(
 
 @pytest.fixture
 def chaos_run(
-    chaos_stack: Stack,
-    chaos_toxiproxy: ToxiproxyClient,
-    chaos_pg_admin: PostgresAdmin,
-    chaos_service_client: httpx.Client,
-    chaos_service_limits: Limits,
+    request: pytest.FixtureRequest,
     chaos_target: Target,
     chaos_report: list[ScenarioResult],
 ) -> Callable[[Scenario], ScenarioResult]:
-    """Runs a scenario against the stack (chaos.run.engine.run_scenario) and adds its
-    result to the report; the test asserts on the result."""
-    from chaos.run.engine import run_scenario
+    """Runs a scenario on the stack it needs (the session's stack, or the HA stack) with
+    the one engine (chaos.run.engine.run_selection), heals the stack after it, and adds
+    its result to the report; the test asserts on the result."""
+    from chaos.run.engine import run_selection
 
     def run(scenario: Scenario) -> ScenarioResult:
-        result = run_scenario(
-            chaos_stack,
-            scenario,
-            toxiproxy=chaos_toxiproxy,
-            admin=chaos_pg_admin,
-            service=chaos_service_client,
-            limits=chaos_service_limits,
-            target=chaos_target,
-        )
-        chaos_report.append(result)
-        return result
+        name = "chaos_ha_stack" if scenario.stack == "ha" else "chaos_stack"
+        stack: Stack = request.getfixturevalue(name)
+        (done,) = run_selection(stack, [scenario], target=chaos_target)
+        assert done.result is not None  # without keep_going an error raises
+        chaos_report.append(done.result)
+        return done.result
 
     return run
 
@@ -378,4 +442,4 @@ def chaos_service_limits(chaos_stack: Stack) -> Limits:
     with httpx.Client(
         base_url=chaos_stack.endpoints.service_url, timeout=CANCEL_AND_DRAIN
     ) as client:
-        return Limits.from_metrics(read_metrics(client))
+        return read_limits(client)

@@ -15,6 +15,7 @@ import pytest
 
 from chaos.infra.postgres import PostgresAdmin, PostgresCluster
 from chaos.infra.service import ServiceProcess
+from chaos.targets.coupons import COUPONS
 from tests.helpers import running_service
 
 #: Settings the test service runs with; tests derive their bounds from these.
@@ -55,7 +56,7 @@ def service(database_url: str) -> Iterator[ServiceProcess]:
 @pytest.fixture(scope="session")
 def admin(database_url: str) -> Iterator[PostgresAdmin]:
     """Direct admin connection to the database."""
-    with PostgresAdmin(database_url) as adm:
+    with PostgresAdmin(database_url, application_name=COUPONS.application_name) as adm:
         yield adm
 
 

@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 import httpx
 
-from chaos.checks.probes import read_metrics
 from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.probes import read_metrics
 from chaos.infra.service import ServiceProcess
 
 __all__ = ["claims_of", "metric", "remaining_of", "running_service"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chaos.checks.base import CheckResult
+from chaos.core.checks import CheckResult
 from chaos.faults.base import Fault, FaultContext
 from chaos.infra.waiting import wait_for
 
@@ -21,7 +21,7 @@ class HoldRowLock(Fault):
 
     def inject(self, ctx: FaultContext) -> None:
         for key in ctx.keys:
-            ctx.resources.enter_context(ctx.target.lock_key(ctx.admin, key))
+            ctx.resources.enter_context(ctx.lock_key(ctx.admin, key))
 
     def remove(self, ctx: FaultContext) -> None:
         ctx.resources.close()

@@ -1,125 +1,300 @@
-"""Faults of an HA cluster, each with its heal: crashes, Patroni's switchover and failover,
-partitions of replication and of etcd.
+"""Faults of an HA cluster (chaos.infra.ha_stack), each with its heal, as fault kinds of
+the registry: a power cut, Patroni's switchover and failover, partitions of replication
+and of etcd.
 
-- `crash_primary`: a power cut of the primary: SIGKILL of its Patroni and of every one
-  of its PostgreSQL processes at once (killing only the postmaster makes the local
-  Patroni restart it: no failover). Heal: `restart_node` (Patroni starts PostgreSQL,
-  which rejoins as a standby of the new primary, through pg_rewind when it diverged).
+Each marks what it saw on the run clock (crash, partition, demotion, promotion, heal...)
+and, where the clients' outage ends before the heal, `over` (a promotion
+ends a failover; restarting the crashed node is housekeeping). Bounds come from the
+stack's Patroni settings and named constants (`HaStack.bound_names`); a wait that misses
+its bound is a failed check, not an error, unless nothing can go on without it. Waiting
+for the crashed or demoted node to rejoin as a standby is the engine's, once every fault
+of a chain is removed (`Stack.settle`).
+
+- `power-cut`: SIGKILL of the primary's Patroni and every one of its PostgreSQL
+  processes at once (killing only the postmaster makes the local Patroni restart it: no
+  failover). `promotion: expected` waits for a standby's promotion; `promotion: refused`
+  waits until a standby refuses the leader race for lag, as Patroni logs it. Heal: the
+  node powered on again (it rejoins as a standby, through pg_rewind when it diverged).
 - `switchover` / `failover`: Patroni's REST API (`POST /switchover`, `POST /failover`).
-- `partition_replication`: the primary's replication proxy disabled, so no standby can
-  stream from it (open connections closed, new ones refused). Heal: enable it.
-- `partition_from_etcd`: a node's etcd proxy disabled, so its Patroni cannot renew the
-  leader key. Heal: enable it.
+- `replication-partition`: the primary's replication proxy disabled, so no standby can
+  stream from it (open connections closed, new ones refused). `quiesce: true` first
+  pauses the traffic until every standby has replayed everything acknowledged;
+  `lagging: true` then waits until the standby lags more than Patroni's
+  `maximum_lag_on_failover`. Heal: the proxy enabled.
+- `etcd-partition`: the primary's Patroni cut off etcd (its etcd proxy disabled): it
+  must demote itself before a standby is promoted. Heal: the proxy enabled.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+from typing import Literal
 
 import httpx
 
-from chaos.errors import ChaosError
-from chaos.infra.ha_stack import HaStack
-from chaos.infra.toxiproxy import ToxiproxyClient
+from chaos.core.checks import CheckResult
+from chaos.errors import ChaosError, ScenarioError
+from chaos.faults.base import Fault, FaultContext
+from chaos.infra.ha_stack import HEAL_TIMEOUT, PROMOTION_TIME, REFUSAL_MESSAGE, HaStack
+from chaos.infra.roles import PRIMARY, RoleMonitor
+from chaos.infra.waiting import wait_for
 
-__all__ = [
-    "Crash",
-    "Partition",
-    "crash_primary",
-    "failover",
-    "heal",
-    "partition_from_etcd",
-    "partition_replication",
-    "restart_node",
-    "switchover",
-]
+__all__ = ["EtcdPartition", "ManualFailover", "PowerCut", "ReplicationPartition", "Switchover"]
 
 
-@dataclass(frozen=True, slots=True)
-class Crash:
-    """A node that lost power, and when (monotonic clock)."""
-
-    node: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Partition:
-    """A disabled proxy: which node's traffic it cut, and when (monotonic clock)."""
-
-    node: str
-    proxy: str
-    at: float
+def _ha(ctx: FaultContext) -> tuple[HaStack, RoleMonitor]:
+    if not isinstance(ctx.stack, HaStack) or ctx.roles is None:
+        raise ScenarioError(
+            f"this fault needs the HA stack (chaos run --stack ha), not {type(ctx.stack).__name__}"
+        )
+    return ctx.stack, ctx.roles
 
 
-def _require_leader(stack: HaStack) -> str:
+def _leader(stack: HaStack) -> str:
     leader = stack.leader()
     if leader is None:
         raise ChaosError(f"no leader to act on; members: {stack.members()}")
     return leader
 
 
-def crash_primary(stack: HaStack) -> Crash:
-    """Power cut of the current primary: its Patroni and PostgreSQL, SIGKILL."""
-    leader = _require_leader(stack)
-    return Crash(leader, stack.kill_node(leader))
+def promotion_bound(stack: HaStack) -> float:
+    """From a power cut of the primary to a standby's promotion: the dead leader's key
+    expires at most ttl after its last renewal; a standby's next loop takes it and
+    promotes."""
+    patroni = stack.patroni_settings
+    return patroni.ttl + 2 * patroni.loop_wait + PROMOTION_TIME
 
 
-def restart_node(stack: HaStack, crash: Crash) -> None:
-    """Power the crashed node on again: Patroni starts and rejoins the cluster."""
-    stack.start_node(crash.node)
+def demotion_bound(stack: HaStack) -> float:
+    """From a primary's loss of etcd to its demotion: it retries for retry_timeout, and
+    demotes on its next loop."""
+    patroni = stack.patroni_settings
+    return patroni.loop_wait + patroni.retry_timeout + PROMOTION_TIME
 
 
-def _post(stack: HaStack, node: str, path: str, body: dict[str, str]) -> str:
+def _await_promotion(ctx: FaultContext, old: str, since: float, bound: float, what: str) -> None:
+    """Wait for another node's promotion after `since` (run clock): mark it, end the
+    outage there, and check it came within `bound`."""
+    stack, roles = _ha(ctx)
+
+    def promoted() -> tuple[str, float] | None:
+        for node in stack.standbys_of(old):
+            at = roles.became_primary(node, since)
+            if at is not None:
+                return node, at
+        return None
+
+    node, at = wait_for(promoted, timeout=HEAL_TIMEOUT, what=f"a node promoted after {old}")
+    ctx.mark("promotion", at + ctx.clock_zero)
+    ctx.over(at + ctx.clock_zero)
+    ctx.notes.update(old_primary=old, new_primary=node)
+    ctx.evidence.append(f"{node} promoted {at - since:.2f} s after {what}")
+    ctx.checks.append(
+        CheckResult(
+            "fault:promotion-within-bound",
+            at - since <= bound,
+            f"{node} promoted {at - since:.2f} s after {what} on {old} (bound {bound:.2f} s)",
+        )
+    )
+
+
+@dataclass(frozen=True)
+class PowerCut(Fault):
+    """The primary loses power (see the module docstring)."""
+
+    promotion: Literal["expected", "refused"] = "expected"
+
+    def __post_init__(self) -> None:
+        if self.promotion not in ("expected", "refused"):
+            raise ValueError(f"promotion: expected 'expected' or 'refused', got {self.promotion!r}")
+
+    @property
+    def kind(self) -> str:
+        return f"power cut of the primary (promotion {self.promotion})"
+
+    def inject(self, ctx: FaultContext) -> None:
+        stack, _ = _ha(ctx)
+        old = _leader(stack)
+        survivors = stack.standbys_of(old)
+        offsets = {n: stack.log_offset(n) for n in survivors}
+        ctx.notes["old_primary"] = old
+        killed_at = stack.kill_node(old)
+        ctx.resources.callback(stack.start_node, old)
+        crash = ctx.mark("crash", killed_at)
+        ctx.in_effect(killed_at)
+        ctx.evidence.append(f"{old} powered off (Patroni and PostgreSQL SIGKILLed)")
+        if self.promotion == "expected":
+            _await_promotion(ctx, old, crash, promotion_bound(stack), "the power cut")
+            return
+
+        def refused() -> bool:
+            return any(stack.logged_since(n, offsets[n], REFUSAL_MESSAGE) for n in survivors)
+
+        try:
+            wait_for(refused, timeout=promotion_bound(stack), what="a standby refusing to lead")
+        except ChaosError as exc:
+            raise ChaosError(f"{exc}\n{stack.logs_tail(40)}") from exc
+        ctx.mark("refusal")
+        ctx.evidence.append(f"a lagging standby refused the leader race after {old}'s power cut")
+
+    def remove(self, ctx: FaultContext) -> None:
+        _, roles = _ha(ctx)
+        ctx.resources.close()  # powers the node on again
+        old = str(ctx.notes.get("old_primary", ""))
+        crash = ctx.events.get("crash")
+        if self.promotion == "refused" and old and crash is not None:
+            back = roles.wait_primary(old, since=crash, timeout=HEAL_TIMEOUT)
+            ctx.mark("old-primary-back", back + ctx.clock_zero)
+            promoted = [
+                s.time
+                for s in roles.samples()
+                if s.node != old and s.role == PRIMARY and s.sent >= crash
+            ]
+            ctx.checks.append(
+                CheckResult(
+                    "fault:lagging-standby-not-promoted",
+                    not promoted,
+                    f"no other node primary between the power cut and {old}'s return "
+                    f"({back - crash:.2f} s later); seen primary at {promoted[:3]}",
+                )
+            )
+
+
+def _post(stack: HaStack, node: str, path: str, body: dict[str, str]) -> None:
     url = f"{stack.node(node).api_url}{path}"
     try:
-        resp = httpx.post(url, json=body, timeout=30.0)
+        resp = httpx.post(url, json=body, timeout=HEAL_TIMEOUT)
     except httpx.HTTPError as exc:
         raise ChaosError(f"POST {url}: {exc}") from exc
     if resp.status_code != 200:
         raise ChaosError(f"POST {url} {body}: {resp.status_code} {resp.text}")
-    return resp.text
 
 
-def switchover(stack: HaStack, candidate: str | None = None) -> str:
-    """A planned switchover from the primary to `candidate` (a standby by default).
+@dataclass(frozen=True)
+class Switchover(Fault):
+    """A planned switchover from the primary to a standby (Patroni answers once the
+    standby is promoted); the old primary rejoins as a standby."""
 
-    Patroni answers once the candidate has been promoted (or the switch failed).
-    Returns the candidate.
-    """
-    leader = _require_leader(stack)
-    target = candidate or next(n for n in stack.standbys() if n != leader)
-    _post(stack, leader, "/switchover", {"leader": leader, "candidate": target})
-    return target
+    @property
+    def kind(self) -> str:
+        return "switchover (Patroni)"
 
-
-def failover(stack: HaStack, candidate: str) -> str:
-    """A manual failover to `candidate`: Patroni promotes it whatever the primary's state."""
-    _post(stack, candidate, "/failover", {"candidate": candidate})
-    return candidate
-
-
-def partition_replication(stack: HaStack, toxiproxy: ToxiproxyClient) -> Partition:
-    """Cut the standbys off the primary: the primary's replication proxy disabled.
-
-    Standbys stream from the primary's `connect_address`, which is this proxy, so with
-    two nodes this partitions the one standby; etcd and the REST APIs stay reachable,
-    so Patroni sees a healthy primary and no failover starts.
-    """
-    leader = _require_leader(stack)
-    proxy = stack.node(leader).replication_proxy
-    toxiproxy.disable(proxy)
-    return Partition(leader, proxy, time.monotonic())
+    def inject(self, ctx: FaultContext) -> None:
+        stack, _ = _ha(ctx)
+        old = _leader(stack)
+        candidate = stack.standbys_of(old)[0]
+        since = ctx.mark("switchover")
+        ctx.in_effect()
+        _post(stack, old, "/switchover", {"leader": old, "candidate": candidate})
+        _await_promotion(ctx, old, since, promotion_bound(stack), "the switchover request")
 
 
-def partition_from_etcd(stack: HaStack, toxiproxy: ToxiproxyClient, node: str) -> Partition:
-    """Cut one node's Patroni off etcd: its etcd proxy disabled."""
-    proxy = stack.node(node).etcd_proxy
-    toxiproxy.disable(proxy)
-    return Partition(node, proxy, time.monotonic())
+@dataclass(frozen=True)
+class ManualFailover(Fault):
+    """Patroni's manual failover to a standby, whatever the primary's state."""
+
+    @property
+    def kind(self) -> str:
+        return "failover (Patroni)"
+
+    def inject(self, ctx: FaultContext) -> None:
+        stack, _ = _ha(ctx)
+        old = _leader(stack)
+        candidate = stack.standbys_of(old)[0]
+        since = ctx.mark("failover")
+        ctx.in_effect()
+        _post(stack, candidate, "/failover", {"candidate": candidate})
+        _await_promotion(ctx, old, since, promotion_bound(stack), "the failover request")
 
 
-def heal(toxiproxy: ToxiproxyClient, partition: Partition) -> None:
-    """Enable the proxy a partition disabled."""
-    toxiproxy.enable(partition.proxy)
+@dataclass(frozen=True)
+class ReplicationPartition(Fault):
+    """The standbys cut off the primary (see the module docstring)."""
+
+    quiesce: bool = False
+    lagging: bool = False
+
+    @property
+    def kind(self) -> str:
+        how = " (after a quiesce)" if self.quiesce else ""
+        return f"replication partition{how}" + (", standby lagging" if self.lagging else "")
+
+    def inject(self, ctx: FaultContext) -> None:
+        stack, _ = _ha(ctx)
+        leader = _leader(stack)
+        proxy = stack.node(leader).replication_proxy
+        if self.quiesce:
+            ctx.workload.pause(timeout=ctx.limits.cleanup_bound)
+        try:
+            if self.quiesce:
+                stack.wait_replayed(timeout=HEAL_TIMEOUT)
+            ctx.resources.callback(ctx.toxiproxy.enable, proxy)
+            ctx.toxiproxy.disable(proxy)
+            ctx.mark("partition")
+            ctx.in_effect()
+        finally:
+            if self.quiesce:
+                ctx.workload.resume()
+        ctx.notes["partitioned_primary"] = leader
+        ctx.evidence.append(f"{leader}'s replication proxy disabled")
+        if self.lagging:
+            limit = stack.patroni_settings.maximum_lag_on_failover
+            survivor = stack.standbys_of(leader)[0]
+
+            def lagging() -> bool:
+                # The standby receives nothing while cut off: its lag only grows.
+                return stack.leader_optime() - stack.received_lsn(survivor) > limit
+
+            wait_for(lagging, timeout=HEAL_TIMEOUT, what=f"{survivor} lagging over {limit} B")
+            ctx.mark("lagging")
+
+    def remove(self, ctx: FaultContext) -> None:
+        ctx.resources.close()
+        ctx.mark("heal")
+
+
+@dataclass(frozen=True)
+class EtcdPartition(Fault):
+    """The primary's Patroni cut off etcd: it must demote itself before a standby leads."""
+
+    @property
+    def kind(self) -> str:
+        return "primary partitioned from etcd"
+
+    def inject(self, ctx: FaultContext) -> None:
+        stack, roles = _ha(ctx)
+        old = _leader(stack)
+        proxy = stack.node(old).etcd_proxy
+        ctx.resources.callback(ctx.toxiproxy.enable, proxy)
+        ctx.toxiproxy.disable(proxy)
+        since = ctx.mark("partition")
+        ctx.in_effect()
+        ctx.evidence.append(f"{old}'s etcd proxy disabled")
+        demoted = wait_for(
+            lambda: roles.stopped_being_primary(old, since),
+            timeout=HEAL_TIMEOUT,
+            what=f"{old} demoted",
+        )
+        ctx.mark("demotion", demoted + ctx.clock_zero)
+        bound = demotion_bound(stack)
+        ctx.checks.append(
+            CheckResult(
+                "fault:demoted-within-bound",
+                demoted - since <= bound,
+                f"{old} not writable {demoted - since:.2f} s after the partition "
+                f"(bound {bound:.2f} s)",
+            )
+        )
+        _await_promotion(ctx, old, since, promotion_bound(stack), "the partition")
+        promoted = ctx.events["promotion"]
+        ctx.checks.append(
+            CheckResult(
+                "fault:demoted-before-promotion",
+                demoted < promoted,
+                f"{old} demoted at {demoted:.2f} s, a standby promoted at {promoted:.2f} s",
+            )
+        )
+
+    def remove(self, ctx: FaultContext) -> None:
+        ctx.resources.close()
+        ctx.mark("heal")

@@ -1,7 +1,8 @@
 """Fault kinds by name, as scenario files write them.
 
-Built-in kinds are below; a target adds its own (`Target.fault_kinds`), and any
-installed package adds more through the entry point group `chaos.faults`::
+Built-in kinds are below (the HA stack's among them); a target adds its own
+(`Target.fault_kinds`, passed here as `extra`), and any installed package adds more
+through the entry point group `chaos.faults`::
 
     [project.entry-points."chaos.faults"]
     disk-full = "mypackage.faults:DiskFull"
@@ -15,16 +16,20 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
 
 from chaos.errors import ScenarioError
-from chaos.faults.base import Fault
+from chaos.faults.base import Fault, FaultFactory
+from chaos.faults.chain import AwaitSuccesses
 from chaos.faults.database import DatabaseDown, DatabaseFrozen, HoldRowLock, TerminateIdleBackends
+from chaos.faults.ha import (
+    EtcdPartition,
+    ManualFailover,
+    PowerCut,
+    ReplicationPartition,
+    Switchover,
+)
 from chaos.faults.network import NetworkToxic, ProxyDown
 from chaos.infra.toxiproxy import AnyToxic, Stream, known_attributes
-
-if TYPE_CHECKING:
-    from chaos.targets.base import Target
 
 __all__ = [
     "BUILTIN_FAULTS",
@@ -36,8 +41,6 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "chaos.faults"
-
-FaultFactory = Callable[..., Fault]
 
 
 def toxic(
@@ -75,14 +78,21 @@ BUILTIN_FAULTS: Mapping[str, FaultFactory] = {
     "terminate-idle-backends": TerminateIdleBackends,
     "database-down": DatabaseDown,
     "database-frozen": DatabaseFrozen,
+    "await-successes": AwaitSuccesses,
+    # The HA stack's (chaos.faults.ha); on another stack they fail with what they need.
+    "power-cut": PowerCut,
+    "switchover": Switchover,
+    "failover": ManualFailover,
+    "replication-partition": ReplicationPartition,
+    "etcd-partition": EtcdPartition,
 }
 
 
-def fault_kinds(target: Target | None = None) -> dict[str, FaultFactory]:
-    """Every fault kind a scenario file may name: built-in, the target's, entry points'."""
+def fault_kinds(extra: Mapping[str, FaultFactory] | None = None) -> dict[str, FaultFactory]:
+    """Every fault kind a scenario file may name: built-in, `extra` (the target's), and
+    the entry points'."""
     kinds: dict[str, FaultFactory] = dict(BUILTIN_FAULTS)
-    if target is not None:
-        kinds.update(target.fault_kinds())
+    kinds.update(extra or {})
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in kinds:
             raise ScenarioError(

@@ -42,17 +42,20 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from chaos.errors import ChaosError, ProcessError
+from chaos.errors import ChaosError, ProcessError, ScenarioError
 from chaos.infra.postgres import find_pg_bindir
 from chaos.infra.processes import ManagedProcess, as_unprivileged, process_tree
 from chaos.infra.service import ServiceProcess
-from chaos.infra.stack import CHAOS_SERVICE_SETTINGS, Stack, StackEndpoints, find_toxiproxy_server
-from chaos.infra.toxiproxy import ToxiproxyClient, wait_until_ready
+from chaos.infra.stack import CHAOS_SERVICE_SETTINGS, Stack, StackEndpoints, start_toxiproxy
 from chaos.infra.waiting import free_port, wait_for
 
 __all__ = [
+    "HA_BOUND_NAMES",
     "HA_SERVICE_SETTINGS",
+    "HEAL_TIMEOUT",
     "PATRONI_REQUIREMENT",
+    "PROMOTION_TIME",
+    "REFUSAL_MESSAGE",
     "STANDBY_RETRY_INTERVAL",
     "ClusterMember",
     "HaNode",
@@ -86,7 +89,23 @@ HA_SERVICE_SETTINGS: Mapping[str, str] = {
 #: healed replication partition ends, and with it commits waiting for a sync standby.
 STANDBY_RETRY_INTERVAL = 1.0
 
-DATABASE = "coupons"
+#: What Patroni needs on top of the leader key's expiry to promote: pg_promote and a
+#: checkpoint (s). Named `promotion_time` in bound expressions.
+PROMOTION_TIME = 5.0
+
+#: How long healing may take: a crashed node restarts, rewinds and catches up, and a
+#: new election may need a leader key to expire (Patroni's ttl) first.
+HEAL_TIMEOUT = 120.0
+
+#: What Patroni logs on a standby that refuses the leader race for lag.
+REFUSAL_MESSAGE = "My wal position exceeds maximum replication lag"
+
+HA_BOUND_NAMES = frozenset(
+    {"ttl", "loop_wait", "retry_timeout", "promotion_time", "standby_retry_interval"}
+)
+"""The names `HaStack.bound_names` adds to bound expressions."""
+
+DATABASE = "service"
 SUPERUSER = "postgres"
 
 
@@ -245,7 +264,7 @@ class HaNode:
 class HaStack(Stack):
     """etcd, Patroni nodes, Toxiproxy and the service; `stop()` leaves nothing behind."""
 
-    scope = "coupons-ha"
+    scope = "chaos-ha"
 
     def __init__(
         self,
@@ -253,6 +272,7 @@ class HaStack(Stack):
         nodes: int = 2,
         patroni: PatroniSettings | None = None,
         service_settings: Mapping[str, str] = HA_SERVICE_SETTINGS,
+        service_command: Sequence[str] | None = None,
         start_timeout: float = 120.0,
     ) -> None:
         if nodes < 2:
@@ -260,6 +280,7 @@ class HaStack(Stack):
         self.node_count = nodes
         self.patroni_settings = patroni or PatroniSettings()
         self.service_settings = dict(service_settings)
+        self.service_command = list(service_command) if service_command else None
         self.start_timeout = start_timeout
         self.workdir: Path | None = None
         self.nodes: list[HaNode] = []
@@ -275,23 +296,24 @@ class HaStack(Stack):
         """etcd, Toxiproxy and proxies, the first node, the others, the service."""
         patroni = find_patroni()
         _readable_by_postgres(patroni.parent)
-        self.workdir = Path(tempfile.mkdtemp(prefix="coupon-ha-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix="chaos-ha-"))
         try:
             _readable_by_postgres(self.workdir)
             self._start_etcd()
-            toxiproxy_url = self._start_toxiproxy()
             self.nodes = [self._plan_node(i + 1) for i in range(self.node_count)]
-            with ToxiproxyClient(toxiproxy_url) as client:
-                for node in self.nodes:
-                    etcd_port = int(self.etcd_url.rsplit(":", 1)[1])
-                    for proxy, port, upstream in (
-                        (node.client_proxy, node.client_port, node.pg_port),
-                        (node.replication_proxy, node.replication_port, node.pg_port),
-                        (node.etcd_proxy, node.etcd_port, etcd_port),
-                    ):
-                        client.create_proxy(
-                            proxy, listen=f"127.0.0.1:{port}", upstream=f"127.0.0.1:{upstream}"
-                        )
+            etcd = self.etcd_url.rsplit("//", 1)[1]
+            proxies = {}
+            for node in self.nodes:
+                proxies[node.client_proxy] = f"127.0.0.1:{node.pg_port}"
+                proxies[node.replication_proxy] = f"127.0.0.1:{node.pg_port}"
+                proxies[node.etcd_proxy] = etcd
+            self.toxiproxy_process, toxiproxy_url, ports = start_toxiproxy(
+                proxies, log_path=self.workdir / "toxiproxy.log"
+            )
+            for node in self.nodes:
+                node.client_port = ports[node.client_proxy]
+                node.replication_port = ports[node.replication_proxy]
+                node.etcd_port = ports[node.etcd_proxy]
             for node in self.nodes:
                 self._write_config(node, patroni)
             # The first node bootstraps the cluster; the others clone it once it leads.
@@ -309,6 +331,7 @@ class HaStack(Stack):
                 env=self.service_settings,
                 log_dir=self.workdir,
                 start_timeout=self.start_timeout,
+                command=self.service_command,
             )
             self.service.start()
             self.endpoints = StackEndpoints(
@@ -352,19 +375,6 @@ class HaStack(Stack):
 
         wait_for(healthy, timeout=30.0, what=f"etcd at {self.etcd_url}", interval=0.1)
 
-    def _start_toxiproxy(self) -> str:
-        assert self.workdir is not None
-        api_port = free_port()
-        self.toxiproxy_process = ManagedProcess(
-            [str(find_toxiproxy_server()), "-host", "127.0.0.1", "-port", str(api_port)],
-            name=f"toxiproxy-server on port {api_port}",
-            log_path=self.workdir / "toxiproxy.log",
-        )
-        self.toxiproxy_process.start()
-        url = f"http://127.0.0.1:{api_port}"
-        wait_until_ready(url, timeout=15.0)
-        return url
-
     def _plan_node(self, index: int) -> HaNode:
         assert self.workdir is not None
         home = self.workdir / f"node{index}"
@@ -375,9 +385,10 @@ class HaStack(Stack):
             name=f"node{index}",
             pg_port=free_port(),
             api_port=free_port(),
-            client_port=free_port(),
-            replication_port=free_port(),
-            etcd_port=free_port(),
+            # The proxies' ports, known once Toxiproxy has made them (start_toxiproxy).
+            client_port=0,
+            replication_port=0,
+            etcd_port=0,
             home=home,
         )
 
@@ -557,11 +568,6 @@ class HaStack(Stack):
             node.process.stop()  # reaps runuser; already dead
         return killed_at
 
-    def node_alive(self, name: str) -> bool:
-        """Whether the node's Patroni runs."""
-        node = self.node(name)
-        return node.process is not None and node.process.alive()
-
     # -- Patroni's view -----------------------------------------------------------------
 
     def members(self) -> list[ClusterMember]:
@@ -592,16 +598,11 @@ class HaStack(Stack):
 
     def standbys(self) -> list[str]:
         """The nodes that are not the leader."""
-        leader = self.leader()
-        return [n.name for n in self.nodes if n.name != leader]
+        return self.standbys_of(self.leader())
 
-    def node_role(self, name: str, *, timeout: float = 0.5) -> str | None:
-        """The role a node's own REST API reports (`primary`, `replica`...), None if silent."""
-        try:
-            resp = self._http.get(f"{self.node(name).api_url}/patroni", timeout=timeout)
-            return str(resp.json().get("role"))
-        except (httpx.HTTPError, ValueError):
-            return None
+    def standbys_of(self, leader: str | None) -> list[str]:
+        """The nodes other than `leader`."""
+        return [n.name for n in self.nodes if n.name != leader]
 
     def wait_for_leader(self, *, timeout: float, not_in: Sequence[str] = ()) -> str:
         """Wait until a running leader outside `not_in` exists; its name."""
@@ -755,6 +756,50 @@ class HaStack(Stack):
             "?sslmode=disable&target_session_attrs=read-write"
         )
 
+    # -- what the engine asks of a stack -------------------------------------------------
+
+    @property
+    def proxy_name(self) -> str:
+        """The proxy between the service and the current primary (network faults)."""
+        return self._leader_node().client_proxy
+
+    def role_urls(self) -> dict[str, str]:
+        """Every node's database, direct: the role monitor asks each who is primary."""
+        return {n.name: n.direct_url for n in self.nodes}
+
+    def bound_names(self) -> dict[str, float]:
+        """Patroni's timings and the stack's named constants, for bound expressions."""
+        patroni = self.patroni_settings
+        return {
+            "ttl": float(patroni.ttl),
+            "loop_wait": float(patroni.loop_wait),
+            "retry_timeout": float(patroni.retry_timeout),
+            "promotion_time": PROMOTION_TIME,
+            "standby_retry_interval": STANDBY_RETRY_INTERVAL,
+        }
+
+    def prepare(self, settings: Mapping[str, object]) -> None:
+        """Apply a scenario's Patroni settings (`stack: {patroni: {...}}`) over the
+        defaults; ScenarioError naming what is wrong."""
+        try:
+            wanted = PatroniSettings(**settings)  # type: ignore[arg-type]
+        except (TypeError, ChaosError) as exc:
+            raise ScenarioError(f"stack.patroni: {exc}") from exc
+        if wanted != self.patroni_settings:
+            self.configure(wanted, timeout=HEAL_TIMEOUT)
+
+    def heal(self) -> None:
+        """Every proxy reset, every node running, default Patroni settings, one leader and
+        streaming standbys."""
+        with self.toxiproxy() as client:
+            client.reset()
+        for node in self.nodes:
+            self.start_node(node.name)
+        self.wait_healthy(timeout=HEAL_TIMEOUT)
+        if self.patroni_settings != PatroniSettings():
+            self.configure(PatroniSettings(), timeout=HEAL_TIMEOUT)
+        self.wait_healthy(timeout=HEAL_TIMEOUT)
+
     # -- Stack's database faults, on the current primary ---------------------------------
 
     def _leader_node(self) -> HaNode:
@@ -762,14 +807,6 @@ class HaStack(Stack):
         if leader is None:
             raise ChaosError("no leader")
         return self.node(leader)
-
-    def restart_database(self) -> None:
-        """SIGKILL the primary's postmaster only: its Patroni restarts it (no failover)."""
-        node = self._leader_node()
-        pid = node.postmaster_pid()
-        if pid is not None:
-            psutil.Process(pid).kill()
-        self.wait_healthy(timeout=self.start_timeout)
 
     def stop_database(self) -> None:
         """A power cut of the primary (Patroni and PostgreSQL)."""
@@ -779,6 +816,13 @@ class HaStack(Stack):
         """Restart every stopped node."""
         for node in self.nodes:
             self.start_node(node.name)
+
+    def primary(self) -> str | None:
+        return self.leader()
+
+    def settle(self) -> None:
+        """Wait until one leader runs and every other node streams from it."""
+        self.wait_healthy(timeout=HEAL_TIMEOUT)
 
     def pause_database(self) -> None:
         """Freeze the primary's PostgreSQL processes."""

@@ -63,7 +63,7 @@ class PostgresCluster:
         self,
         *,
         port: int | None = None,
-        dbname: str = "coupons",
+        dbname: str = "service",
         bindir: Path | None = None,
         max_connections: int = 200,
         start_timeout: float = START_TIMEOUT,
@@ -92,7 +92,7 @@ class PostgresCluster:
 
     def start(self) -> None:
         """initdb, start, create the database. On failure, everything is removed."""
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="coupon-pg-"))
+        self.tmpdir = Path(tempfile.mkdtemp(prefix="chaos-pg-"))
         try:
             if os.geteuid() == 0:
                 shutil.chown(self.tmpdir, "postgres", "postgres")
@@ -219,7 +219,7 @@ class Backend:
 class PostgresAdmin:
     """Admin helpers on a direct (never proxied) autocommit connection."""
 
-    def __init__(self, url: str, *, application_name: str = "coupon-service") -> None:
+    def __init__(self, url: str, *, application_name: str | None = None) -> None:
         self.url = url
         self.application_name = application_name
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
@@ -250,9 +250,21 @@ class PostgresAdmin:
         self.close()
 
     def query(self, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        """Run one statement and return its rows (empty when it returns none)."""
-        cur = self._connection().execute(statement.encode(), params)
-        return cur.fetchall() if cur.description else []
+        """Run one statement and return its rows (empty when it returns none).
+
+        A connection found broken (its server restarted, or a failover moved the primary
+        a multi-host URL points at) is opened again once; any other database error, or a
+        second break, is a ChaosError.
+        """
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                cur = conn.execute(statement.encode(), params)
+                return cur.fetchall() if cur.description else []
+            except psycopg.OperationalError as exc:
+                if attempt == 2 or not (conn.broken or conn.closed):
+                    raise ChaosError(f"admin query failed: {exc}") from exc
+        raise AssertionError("unreachable")
 
     def scalar(self, statement: str, params: tuple[object, ...] = ()) -> object:
         """The first column of the first row."""
@@ -261,6 +273,8 @@ class PostgresAdmin:
 
     def backends(self) -> list[Backend]:
         """The service's backends (by application_name) with their state."""
+        if self.application_name is None:
+            raise ChaosError("PostgresAdmin needs the service's application_name for backends")
         rows = self.query(
             "SELECT pid, state, query, wait_event_type,"
             " EXTRACT(EPOCH FROM now() - xact_start)::float8, pg_blocking_pids(pid)"
@@ -297,7 +311,7 @@ class PostgresAdmin:
         """Wait until at least `count` service backends match; WaitTimeout otherwise.
 
         `blocked_by` (a backend pid) picks the backends waiting for that backend's locks:
-        under a workload, other claims wait on row locks with the same query text.
+        under a workload, other writes wait on row locks with the same query text.
         """
 
         def matching() -> list[Backend] | None:

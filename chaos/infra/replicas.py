@@ -1,10 +1,10 @@
-"""Service replicas: N service processes on one database, and claim traffic spread across them.
+"""Service replicas: N service processes on one database, and traffic spread across them.
 
-Each replica is its own `python -m app` with its own pool, port and
-`application_name` (`coupon-service-r<i>`), so leak probes and pg_stat_activity tell
-the replicas apart. Nothing balances between them: `SpreadWorkload` runs one
-`LiveWorkload` per replica URL on one clock, with user ids that name the replica
-(`<prefix>-r<i>-<n>`), which is how a client-side balancer behaves.
+Each replica is its own service process with its own pool, port and `application_name`
+(`<base>-r<i>`), so leak probes and pg_stat_activity tell the replicas apart. Nothing
+balances between them: `SpreadWorkload` runs one `LiveWorkload` per replica URL on one
+clock, with actors that name the replica (`<prefix>-r<i>-<n>`), which is how a
+client-side balancer behaves.
 """
 
 from __future__ import annotations
@@ -16,18 +16,17 @@ from pathlib import Path
 
 import psutil
 
+from chaos.core.history import Operation
 from chaos.errors import ChaosError
 from chaos.infra.processes import process_tree
 from chaos.infra.service import ServiceProcess
 from chaos.infra.timing import START_TIMEOUT
-from chaos.run.history import Operation
-from chaos.run.workload import LiveWorkload
-from chaos.targets.coupons import claim_once
+from chaos.infra.workload import LiveWorkload, Operate
 
 __all__ = ["ServiceReplicas", "SpreadWorkload", "replica_application_name"]
 
 
-def replica_application_name(index: int, base: str = "coupon-service") -> str:
+def replica_application_name(index: int, base: str) -> str:
     """The `application_name` of replica `index`'s backends."""
     return f"{base}-r{index}"
 
@@ -41,8 +40,10 @@ class ServiceReplicas:
         database_url: str,
         count: int,
         env: Mapping[str, str],
+        application_name: str,
         first_index: int = 0,
         log_dir: Path | None = None,
+        command: Sequence[str] | None = None,
     ) -> None:
         if count < 1:
             raise ChaosError(f"replicas need a count of at least 1, got {count}")
@@ -50,8 +51,9 @@ class ServiceReplicas:
         self.replicas = [
             ServiceProcess(
                 database_url=database_url,
-                env={**env, "DB_APPLICATION_NAME": replica_application_name(i)},
+                env={**env, "DB_APPLICATION_NAME": replica_application_name(i, application_name)},
                 log_dir=log_dir,
+                command=command,
             )
             for i in self.indexes
         ]
@@ -111,23 +113,24 @@ class SpreadWorkload:
     def __init__(
         self,
         urls: Mapping[int, str],
-        coupons: Sequence[str],
+        keys: Sequence[str],
+        operate: Operate,
         *,
         concurrency_per_replica: int,
         client_timeout: float,
         clock_zero: float,
-        user_prefix: str,
+        actor_prefix: str,
     ) -> None:
-        self.user_prefix = user_prefix
+        self.actor_prefix = actor_prefix
         self.workloads = {
             index: LiveWorkload(
                 url,
-                coupons,
-                claim_once,
+                keys,
+                operate,
                 concurrency=concurrency_per_replica,
                 client_timeout=client_timeout,
                 clock_zero=clock_zero,
-                user_prefix=f"{user_prefix}-r{index}",
+                actor_prefix=f"{actor_prefix}-r{index}",
             )
             for index, url in urls.items()
         }
@@ -143,7 +146,7 @@ class SpreadWorkload:
             raise
 
     def stop_replica(self, index: int, *, timeout: float) -> None:
-        """Stop the traffic to one replica (claims in flight finish or fail)."""
+        """Stop the traffic to one replica (operations in flight finish or fail)."""
         if index not in self._stopped:
             self._stopped.add(index)
             self.workloads[index].stop(timeout=timeout)

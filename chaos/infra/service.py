@@ -1,4 +1,4 @@
-"""The coupon service as a child process (`python -m app` under uvicorn), for stacks and tests."""
+"""The service under test as a child process (by default `python -m app`), for stacks and tests."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -30,14 +30,16 @@ class ServiceProcess:
         port: int | None = None,
         start_timeout: float = START_TIMEOUT,
         log_dir: Path | None = None,
+        command: Sequence[str] | None = None,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.database_url = database_url
         self.extra_env = dict(env or {})
         self.start_timeout = start_timeout
+        self.command = list(command) if command else [sys.executable, "-m", "app"]
         self._own_log_dir = log_dir is None
-        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="coupon-svc-"))
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="chaos-svc-"))
         self._process: ManagedProcess | None = None
 
     @property
@@ -70,8 +72,8 @@ class ServiceProcess:
     def start(self) -> None:
         """Start and wait until /health answers 200; stops it again on failure."""
         self._process = ManagedProcess(
-            [sys.executable, "-m", "app"],
-            name=f"coupon service on port {self.port}",
+            self.command,
+            name=f"service on port {self.port}",
             log_path=self.log_dir / f"service-{self.port}.log",
             env=self.environment(),
         )

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from chaos.errors import ChaosError, ProcessError
+from chaos.errors import ChaosError, ProcessError, ScenarioError
 from chaos.infra.postgres import PostgresCluster
 from chaos.infra.processes import ManagedProcess
 from chaos.infra.service import ServiceProcess
@@ -38,6 +38,8 @@ __all__ = [
     "Stack",
     "StackEndpoints",
     "find_toxiproxy_server",
+    "start_toxiproxy",
+    "with_address",
 ]
 
 log = logging.getLogger("chaos.infra.stack")
@@ -98,7 +100,43 @@ class Stack(ABC):
     """What scenarios need from a stack, wherever it runs."""
 
     endpoints: StackEndpoints
-    proxy_name: str = PROXY_NAME
+
+    @property
+    def proxy_name(self) -> str:
+        """The Toxiproxy proxy between the service and its database."""
+        return PROXY_NAME
+
+    def role_urls(self) -> dict[str, str]:
+        """Each database node's direct URL, when the stack has several (the engine then
+        watches which one is primary); empty for a single database."""
+        return {}
+
+    def bound_names(self) -> dict[str, float]:
+        """Names this stack adds to bound expressions (none by default)."""
+        return {}
+
+    def prepare(self, settings: Mapping[str, object]) -> None:
+        """Apply a scenario's stack settings before it runs (none are known here)."""
+        if settings:
+            raise ScenarioError(
+                f"{type(self).__name__} takes no stack settings, got {sorted(settings)}"
+            )
+
+    def primary(self) -> str | None:
+        """The node that is primary now (None on a single-database stack)."""
+        return None
+
+    def settle(self) -> None:  # noqa: B027 - a single database has nothing to wait for
+        """Wait until the stack is whole again after a fault's removal (a cluster's
+        nodes rejoined); nothing to wait for on a single database."""
+
+    def wait_replayed(self, *, timeout: float) -> None:  # noqa: B027 - no standby here
+        """Wait until every standby replayed the primary's WAL as of now (none here)."""
+
+    def heal(self) -> None:
+        """Bring the stack back to its healthy state after a scenario: every proxy reset."""
+        with self.toxiproxy() as client:
+            client.reset()
 
     @abstractmethod
     def start(self) -> None:
@@ -136,7 +174,40 @@ class Stack(ABC):
         self.stop()
 
 
-def _with_address(url: str, host: str, port: int) -> str:
+def start_toxiproxy(
+    proxies: Mapping[str, str],
+    *,
+    log_path: Path,
+    api_port: int | None = None,
+    timeout: float = START_TIMEOUT,
+) -> tuple[ManagedProcess, str, dict[str, int]]:
+    """Start toxiproxy-server on a loopback port (free by default), wait until its API
+    answers, and create each proxy `name -> upstream ("host:port")` on a free loopback
+    port. Returns the process, the API URL and each proxy's port; the process is stopped
+    again when the wait or a proxy fails. Every stack, and the benchmarks, start it here."""
+    port = api_port or free_port()
+    process = ManagedProcess(
+        [str(find_toxiproxy_server()), "-host", "127.0.0.1", "-port", str(port)],
+        name=f"toxiproxy-server on port {port}",
+        log_path=log_path,
+    )
+    process.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ready(url, timeout=timeout)
+        ports: dict[str, int] = {}
+        with ToxiproxyClient(url) as client:
+            for name, upstream in proxies.items():
+                ports[name] = free_port()
+                client.create_proxy(name, listen=f"127.0.0.1:{ports[name]}", upstream=upstream)
+    except BaseException:
+        process.stop()
+        raise
+    return process, url, ports
+
+
+def with_address(url: str, host: str, port: int) -> str:
+    """`url` with its host and port replaced (user and password kept)."""
     parts = urlsplit(url)
     userinfo = parts.netloc.rpartition("@")[0]
     netloc = f"{userinfo}@{host}:{port}" if userinfo else f"{host}:{port}"
@@ -150,10 +221,12 @@ class LocalStack(Stack):
         self,
         *,
         service_settings: Mapping[str, str] = CHAOS_SERVICE_SETTINGS,
+        service_command: Sequence[str] | None = None,
         service_port: int | None = None,
         toxiproxy_port: int | None = None,
     ) -> None:
         self.service_settings = dict(service_settings)
+        self.service_command = list(service_command) if service_command else None
         self._service_port = service_port
         self._toxiproxy_port = toxiproxy_port
         self.workdir: Path | None = None
@@ -163,32 +236,22 @@ class LocalStack(Stack):
 
     def start(self) -> None:
         """PostgreSQL, then Toxiproxy and its proxy, then the service; undone on failure."""
-        self.workdir = Path(tempfile.mkdtemp(prefix="coupon-stack-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix="chaos-stack-"))
         try:
             self.cluster = PostgresCluster()
             self.cluster.start()
-            api_port = self._toxiproxy_port or free_port()
-            self.toxiproxy_process = ManagedProcess(
-                [str(find_toxiproxy_server()), "-host", "127.0.0.1", "-port", str(api_port)],
-                name=f"toxiproxy-server on port {api_port}",
+            self.toxiproxy_process, toxiproxy_url, ports = start_toxiproxy(
+                {PROXY_NAME: f"{self.cluster.host}:{self.cluster.port}"},
                 log_path=self.workdir / "toxiproxy.log",
+                api_port=self._toxiproxy_port,
             )
-            self.toxiproxy_process.start()
-            toxiproxy_url = f"http://127.0.0.1:{api_port}"
-            wait_until_ready(toxiproxy_url, timeout=START_TIMEOUT)
-            proxy_port = free_port()
-            with ToxiproxyClient(toxiproxy_url) as client:
-                client.create_proxy(
-                    PROXY_NAME,
-                    listen=f"127.0.0.1:{proxy_port}",
-                    upstream=f"{self.cluster.host}:{self.cluster.port}",
-                )
-            proxied = _with_address(self.cluster.url, "127.0.0.1", proxy_port)
+            proxied = with_address(self.cluster.url, "127.0.0.1", ports[PROXY_NAME])
             self.service = ServiceProcess(
                 database_url=proxied,
                 env=self.service_settings,
                 port=self._service_port,
                 log_dir=self.workdir,
+                command=self.service_command,
             )
             self.service.start()
             self.endpoints = StackEndpoints(

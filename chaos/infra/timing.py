@@ -1,5 +1,5 @@
 """Bounds of bringing the stack up and down: they apply before any service runs, so they
-cannot come from the service's limits (chaos.checks.probes.Limits, from which every
+cannot come from the service's limits (chaos.infra.probes.Limits, from which every
 bound of a scenario run is derived). Generous on purpose: a shared 2-core machine."""
 
 from __future__ import annotations

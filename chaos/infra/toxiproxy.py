@@ -75,7 +75,7 @@ __all__ = [
 
 _DEFAULT_BASE_URL = "http://127.0.0.1:8474"
 # The server answers 403 to any User-Agent starting with "Mozilla/".
-_USER_AGENT = "coupon-chaos/1.0 (toxiproxy-client; httpx)"
+_USER_AGENT = "chaos-toolkit/1.0 (toxiproxy-client; httpx)"
 _STREAMS: tuple[str, ...] = ("upstream", "downstream")
 
 Stream = Literal["upstream", "downstream"]

@@ -1,5 +1,9 @@
 """Reports of a resilience run: a JSON journal, JUnit XML, a self-contained HTML page with
-one timeline picture per scenario (matplotlib), and the summary table for terminals."""
+one timeline picture per scenario (matplotlib), and the summary table for terminals.
+
+Every stack's runs are reported alike. The timeline shows the answers per time bucket
+by status, latency, the fault window, every event (the engine's and the fault's) and the
+lost writes; on a clustered stack a second panel shows which node was primary when."""
 
 from __future__ import annotations
 
@@ -7,17 +11,20 @@ import base64
 import html
 import io
 import json
+import textwrap
 import xml.etree.ElementTree as ET
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from chaos.checks.answers import evidence
+from chaos.infra.roles import PRIMARY, RoleSample
 from chaos.run.result import ScenarioResult
+from chaos.run.verdict import evidence
 
 __all__ = [
+    "primary_spans",
     "result_to_dict",
     "summary_rows",
     "summary_table",
@@ -36,6 +43,7 @@ _COLOURS = {
     "409": "#283593",
     "500": "#000000",
 }
+_NODE_COLOURS = ("#1565c0", "#ef6c00", "#00838f", "#6d4c41")
 
 
 def _fmt(value: float | None, unit: str = " s") -> str:
@@ -67,6 +75,7 @@ def result_to_dict(r: ScenarioResult) -> dict[str, Any]:
             "wall_seconds": r.wall_seconds,
         },
         "statuses_during": dict(r.statuses_during()),
+        "statuses_touched": dict(r.statuses_touched()),
         "statuses_all": dict(Counter(op.label for op in r.operations)),
         "health_during": r.health_during,
         "checks": [c.as_dict() for c in r.checks],
@@ -76,10 +85,18 @@ def result_to_dict(r: ScenarioResult) -> dict[str, Any]:
         },
         "notes": r.notes,
         "evidence": evidence(r),
+        "events": {k: round(v, 3) for k, v in r.events.items()},
+        "nodes": r.nodes,
+        "roles": [
+            {"sent": round(s.sent, 3), "time": round(s.time, 3), "node": s.node, "role": s.role}
+            for s in r.roles
+        ],
+        "lost_writes": r.lost_writes.as_dict() if r.lost_writes else None,
         "history": [
             {
-                "user_id": op.user_id,
-                "coupon": op.coupon,
+                "kind": op.kind,
+                "actor": op.actor,
+                "key": op.key,
                 "start": round(op.start, 6),
                 "end": round(op.end, 6),
                 "status": op.status,
@@ -126,18 +143,43 @@ def write_junit(results: Sequence[ScenarioResult], path: Path) -> None:
     ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
 
 
+def primary_spans(
+    samples: Sequence[RoleSample], end: float
+) -> dict[str, list[tuple[float, float]]]:
+    """(start, width) of each stretch during which a node said it was primary."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    since: dict[str, float] = {}
+    for sample in samples:
+        if sample.role == PRIMARY and sample.node not in since:
+            since[sample.node] = sample.time
+        elif sample.role != PRIMARY and sample.node in since:
+            start = since.pop(sample.node)
+            spans.setdefault(sample.node, []).append((start, sample.time - start))
+    for node, start in since.items():
+        spans.setdefault(node, []).append((start, end - start))
+    return spans
+
+
 def timeline_png(r: ScenarioResult, *, bucket: float = 0.1) -> bytes:
     """Requests over time by status (stacked bars), latency on a second axis, the fault
-    window shaded."""
+    window shaded, events as labelled lines, lost writes as crosses; on a clustered stack,
+    a second panel with who was primary when."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 3.2), dpi=100)
+    ops = r.operations
+    end = max([op.end for op in ops] + list(r.events.values()) + [1.0])
+    if r.nodes:
+        fig, (ax, roles) = plt.subplots(
+            2, 1, figsize=(9, 4.2), dpi=100, sharex=True, gridspec_kw={"height_ratios": [4, 1]}
+        )
+    else:
+        fig, ax = plt.subplots(figsize=(9, 3.2), dpi=100)
+        roles = None
     try:
-        ops = r.operations
-        end = max((op.end for op in ops), default=1.0)
+        bucket = max(bucket, end / 400)  # at most 400 bars, however long the run
         nbuckets = int(end / bucket) + 1
         labels = sorted({op.label for op in ops}, key=lambda s: (s != "200", s))
         bottom = [0] * nbuckets
@@ -158,13 +200,42 @@ def timeline_png(r: ScenarioResult, *, bucket: float = 0.1) -> bytes:
                 alpha=0.85,
             )
             bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
-        ax.axvspan(r.inject_began, r.lifted, color="#ef9a9a", alpha=0.25, label="fault")
+        top = max(bottom, default=0) * 1.3 + 1  # room for the legend
+        ax.axvspan(r.fault_start, r.fault_end, color="#ef9a9a", alpha=0.25, label="fault")
         if r.recovered_at is not None:
             ax.axvline(
                 r.recovered_at, color="#1565c0", linestyle="--", linewidth=1, label="recovered"
             )
-        ax.set_ylim(0, max(bottom, default=0) * 1.3 + 1)  # room for the legend
-        ax.set_xlabel("seconds since start")
+        lost = r.lost_writes.lost if r.lost_writes else ()
+        if lost:
+            ax.scatter(
+                [w.answered_at for w in lost],
+                [top / 20] * len(lost),
+                marker="x",
+                color="#b71c1c",
+                s=18,
+                label=f"lost write ({len(lost)})",
+                zorder=5,
+            )
+        # Labels of events close together are staggered, so they stay readable.
+        previous, height = -end, 1.0
+        for name, at in r.events.items():
+            if name in ("recovered",):
+                continue
+            for axis in (ax, roles) if roles is not None else (ax,):
+                axis.axvline(at, color="#455a64", linestyle=":", linewidth=0.7)
+            height = 1.0 if at - previous > end / 30 or height < 1.0 else 0.72
+            previous = at
+            ax.annotate(
+                name,
+                (at, height),
+                xycoords=("data", "axes fraction"),
+                rotation=90,
+                fontsize=6,
+                va="top",
+                ha="right",
+            )
+        ax.set_ylim(0, top)
         ax.set_ylabel(f"answers per {bucket:g} s")
         lat = ax.twinx()
         lat.scatter(
@@ -177,8 +248,22 @@ def timeline_png(r: ScenarioResult, *, bucket: float = 0.1) -> bytes:
         )
         lat.axhline(r.limits.request_deadline, color="#c62828", linestyle=":", linewidth=1)
         lat.set_ylabel("latency (s)")
-        ax.legend(loc="upper left", fontsize=7, ncol=4)
-        ax.set_title(f"{r.scenario.name}: {r.scenario.fault.kind}", fontsize=10)
+        ax.legend(loc="upper left", fontsize=7, ncol=5)
+        title = textwrap.shorten(f"{r.scenario.name}: {r.scenario.fault.kind}", width=110)
+        ax.set_title(title, fontsize=9)
+        if roles is not None:
+            spans = primary_spans(r.roles, end)
+            for i, node in enumerate(r.nodes):
+                roles.broken_barh(
+                    spans.get(node, []),
+                    (i - 0.4, 0.8),
+                    color=_NODE_COLOURS[i % len(_NODE_COLOURS)],
+                )
+            roles.set_yticks(range(len(r.nodes)), [f"{n} primary" for n in r.nodes], fontsize=7)
+            roles.set_ylim(-0.6, len(r.nodes) - 0.4)
+            roles.set_xlabel("seconds since start")
+        else:
+            ax.set_xlabel("seconds since start")
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
@@ -191,7 +276,7 @@ SUMMARY_HEADER = (
     "scenario",
     "fault",
     "expected",
-    "observed during fault",
+    "touched by fault",
     "ttf p99",
     "recover",
     "checks",
@@ -202,7 +287,8 @@ def summary_rows(results: Sequence[ScenarioResult]) -> list[tuple[str, ...]]:
     """One row per run: the columns of SUMMARY_HEADER."""
     rows: list[tuple[str, ...]] = []
     for r in results:
-        observed = " ".join(f"{k}x{v}" for k, v in sorted(r.statuses_during().items()))
+        # The set the answer checks judged: during the fault, and around its edges.
+        observed = " ".join(f"{k}x{v}" for k, v in sorted(r.statuses_touched().items()))
         passed = sum(c.passed for c in r.checks)
         rows.append(
             (
@@ -227,16 +313,19 @@ def summary_table(results: Sequence[ScenarioResult]) -> str:
     return "\n".join(lines)
 
 
-_TIMELINES: dict[int, tuple[ScenarioResult, bytes]] = {}
-"""Pictures already drawn, by result: reports are rewritten after every scenario."""
+_TIMELINES: OrderedDict[str, bytes] = OrderedDict()
+"""Pictures already drawn, by run id: reports are rewritten after every scenario."""
+_TIMELINES_KEPT = 64
+"""How many pictures the cache keeps (the most recent; older ones are drawn again)."""
 
 
 def _timeline(r: ScenarioResult) -> bytes:
-    cached = _TIMELINES.get(id(r))
-    if cached is None or cached[0] is not r:
-        cached = (r, timeline_png(r))
-        _TIMELINES[id(r)] = cached
-    return cached[1]
+    png = _TIMELINES.get(r.run_id)
+    if png is None:
+        png = _TIMELINES[r.run_id] = timeline_png(r)
+        while len(_TIMELINES) > _TIMELINES_KEPT:
+            _TIMELINES.popitem(last=False)
+    return png
 
 
 def write_html(results: Sequence[ScenarioResult], path: Path) -> None:
@@ -252,6 +341,7 @@ def write_html(results: Sequence[ScenarioResult], path: Path) -> None:
     sections = []
     for r in results:
         png = base64.b64encode(_timeline(r)).decode()
+        events = ", ".join(f"{k} {v:.2f} s" for k, v in r.events.items()) or "-"
         checks = "".join(
             f"<tr class='{'ok' if c.passed else 'bad'}'><td>{'ok' if c.passed else 'FAIL'}</td>"
             f"<td>{esc(c.name)}</td><td>{esc(c.detail)}</td></tr>"
@@ -262,6 +352,7 @@ def write_html(results: Sequence[ScenarioResult], path: Path) -> None:
             f"<p>fault <b>{esc(r.scenario.fault.kind)}</b>, expected "
             f"{esc(r.scenario.expected_text())}; time to fail p50 {_fmt(r.time_to_fail(50))}, "
             f"p99 {_fmt(r.time_to_fail(99))}; time to recover {_fmt(r.time_to_recover)}</p>"
+            f"<p>events: {esc(events)}</p>"
             f"<img alt='timeline of {esc(r.scenario.name)}' src='data:image/png;base64,{png}'>"
             f"<table>{checks}</table></section>"
         )

@@ -1,15 +1,19 @@
 """The one engine that runs a scenario; pytest and the command line share it.
 
-A run: create the run's keys (coupons); wait until the service is idle and take the leak
-baseline; start the workload and wait for warm-up successes; inject the fault, keep it
-for the scenario's duration (probing /health halfway), remove it; wait for the first
-successful request (time to recover); let a few more finish; stop the workload; wait for
-the leak figures to return to the baseline; run every check.
+A run: apply the scenario's stack settings; create the run's keys (the target's); wait
+until the service is idle and take the leak baseline; start the role monitor (clustered
+stacks) and the workload, and wait for warm-up successes; inject the fault, keep it for
+the scenario's duration or until its `until` answers came (probing /health halfway when
+expected), remove it, let the stack settle; wait for the first successful request after
+the fault's end (time to recover); let a few more finish; stop the workload; wait for the
+leak figures to return to the baseline; read the target's state and run every check.
+Events (the engine's and the fault's) go to the result on the run clock, with the role
+changes, for the journal and the timeline.
 
 Errors from a fault, a probe or a scrape become ChaosError here (their boundary), so a
 selection run with `keep_going` goes on; an error while cleaning up never hides the one
 that caused the clean-up (it is added to it as a note). Every wait is bounded by the
-service's limits (chaos.checks.probes.Limits), never by a literal.
+service's limits (chaos.core.limits.Limits), never by a literal.
 """
 
 from __future__ import annotations
@@ -17,44 +21,34 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import httpx
 
-from chaos.checks.answers import answer_checks
-from chaos.checks.base import CheckResult
-from chaos.checks.probes import (
-    CANCEL_AND_DRAIN,
-    Limits,
-    Snapshot,
-    read_metrics,
-    snapshot,
-    wait_for_baseline,
-)
-from chaos.errors import ChaosError, WaitTimeout
-from chaos.faults.base import FaultContext
+from chaos.core.bounds import DEADLINE
+from chaos.core.checks import CheckResult, sample
+from chaos.core.history import Operation, Outcome
+from chaos.core.limits import CANCEL_AND_DRAIN, Limits
+from chaos.core.lost_writes import find_lost_writes
+from chaos.errors import ChaosError, ScenarioError, WaitTimeout
+from chaos.faults.base import OVER, Fault, FaultContext
 from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.probes import Snapshot, read_limits, snapshot, wait_for_baseline
+from chaos.infra.roles import RoleMonitor
 from chaos.infra.stack import Stack
 from chaos.infra.toxiproxy import ToxiproxyClient
 from chaos.infra.waiting import wait_for
-from chaos.run.history import Operation
+from chaos.infra.workload import LiveWorkload
 from chaos.run.result import ScenarioResult
-from chaos.run.workload import LiveWorkload
-from chaos.scenarios.model import DEADLINE, Scenario
+from chaos.run.verdict import answer_checks, primary_after, single_primary
+from chaos.scenarios.model import Scenario
 from chaos.targets.base import Target
-from chaos.targets.coupons import COUPONS
 
-__all__ = [
-    "ScenarioResult",
-    "ScenarioRun",
-    "boundary",
-    "read_limits",
-    "run_scenario",
-    "run_selection",
-]
+__all__ = ["ScenarioResult", "ScenarioRun", "boundary", "run_scenario", "run_selection"]
 
 
 @contextmanager
@@ -92,97 +86,71 @@ def run_scenario(
     admin: PostgresAdmin,
     service: httpx.Client,
     limits: Limits,
-    target: Target = COUPONS,
+    target: Target,
     progress: Callable[[str], None] | None = None,
 ) -> ScenarioResult:
     """Run one scenario against a started stack and return what it saw and checked."""
     say = progress or (lambda _msg: None)
     run_id = uuid.uuid4().hex[:8]
     zero = time.monotonic()
+    with boundary("preparing the stack"):
+        stack.prepare(scenario.stack_settings)
     result = ScenarioResult(
         scenario=scenario,
         run_id=run_id,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         limits=limits,
+        bound_names=stack.bound_names(),
     )
     wl = scenario.workload
     keys: list[str] = []
-
-    def create_key(suffix: str, amount: int) -> str:
-        with boundary(f"creating key {suffix}"):
-            keys.append(target.create_key(service, f"{scenario.name}-{run_id}-{suffix}", amount))
-        return keys[-1]
-
     for k in range(wl.keys):
-        create_key(str(k), wl.stock)
-    workload_keys = list(keys)
+        with boundary(f"creating key {k}"):
+            keys.append(target.create_key(service, f"{scenario.name}-{run_id}-{k}"))
 
     say("waiting for an idle service (baseline)")
     result.baseline = _idle_baseline(service, admin, limits)
     workload = LiveWorkload(
         stack.endpoints.service_url,
-        workload_keys,
+        keys,
         target.operate,
         concurrency=wl.concurrency,
         client_timeout=limits.cleanup_bound,
         clock_zero=zero,
-        user_prefix=f"u-{run_id}",
+        actor_prefix=f"a-{run_id}",
     )
+    urls = stack.role_urls()
+    roles = RoleMonitor(urls, clock_zero=zero) if urls else None
+    result.nodes = sorted(urls)
     ctx = FaultContext(
         stack=stack,
         toxiproxy=toxiproxy,
         admin=admin,
         limits=limits,
-        target=target,
         workload=workload,
-        keys=workload_keys,
+        keys=list(keys),
         run_id=run_id,
         service=service,
-        create_key=create_key,
+        lock_key=target.lock_key,
+        clock_zero=zero,
+        roles=roles,
     )
     fault = scenario.fault
-    workload.start(timeout=limits.cleanup_bound)
-    with (
-        _then(ctx.resources.close, "releasing the fault's resources"),
-        _then(
-            lambda: workload.stop(timeout=limits.cleanup_bound + limits.request_deadline),
-            "stopping the workload",
-        ),
-    ):
-        _await_ok(workload, wl.warmup, after=0.0, timeout=limits.settle_bound, what="warm-up")
-        say(f"injecting {fault.kind} for {scenario.duration:g} s")
-        result.inject_began = time.monotonic() - zero
-
-        def remove() -> None:
-            result.fault_end = time.monotonic() - zero
-            if not result.fault_start:
-                result.fault_start = result.fault_end
-            fault.remove(ctx)
-            result.lifted = time.monotonic() - zero
-
-        with _then(remove, f"removing {fault.kind}"), boundary(f"injecting {fault.kind}"):
-            fault.inject(ctx)
-            result.fault_start = time.monotonic() - zero
-            hold = threading.Event()  # the fault's own duration, not a synchronisation
-            hold.wait(scenario.duration / 2)
-            result.health_during = _probe_health(service, limits)
-            remaining = scenario.duration - (time.monotonic() - zero - result.fault_start)
-            hold.wait(max(0.0, remaining))
-        say("fault removed; waiting for recovery")
-        bound = scenario.recovery_bound + DEADLINE.seconds(limits)
-        try:
-            first = _await_ok(
-                workload, 1, after=result.lifted, timeout=bound, what="first success after it"
-            )
-            result.recovered_at = first.end
-            _await_ok(
-                workload, wl.concurrency * 2, after=first.end, timeout=bound, what="successes"
-            )
-        except WaitTimeout:
-            pass  # the recovery check reports it
+    primary_before = stack.primary()
+    if roles is not None:
+        roles.start()
+    try:
+        workload.start(timeout=limits.cleanup_bound)
+        _drive(scenario, fault, ctx, workload, result, service, say)
+    finally:
+        if roles is not None:
+            roles.stop()
     result.operations = sorted(workload.operations(), key=lambda op: op.start)
     result.notes.update(ctx.notes)
     result.evidence = list(ctx.evidence)
+    result.events = dict(sorted(ctx.events.items(), key=lambda kv: kv[1]))
+    if roles is not None:
+        result.roles = roles.role_changes()
 
     say("waiting for the leak baseline")
     with boundary("leak probes"):
@@ -190,15 +158,24 @@ def run_scenario(
             service, admin, result.baseline, timeout=limits.settle_bound
         )
     with boundary("reading the target's state"):
-        invariants = target.check(
-            admin,
-            result.operations,
-            keys,
-            timed_out_absent=scenario.expect.timed_out_claims_absent,
-        )
+        state = target.read_state(admin, keys + ctx.extra_keys)
+        invariants = target.check(state, result.operations)
+    result.lost_writes = find_lost_writes(
+        [
+            op
+            for op in result.operations
+            if op.kind in target.write_kinds and op.outcome is Outcome.OK
+        ],
+        lambda op: target.present(state, op),
+        policy=scenario.expect.lost_writes,
+        events=result.events,
+        primary_at=roles.last_primary_by if roles is not None else lambda _: None,
+    )
     result.checks = [
         *answer_checks(result),
+        result.lost_writes.check(),
         *invariants,
+        *_cluster_checks(result, stack, target, state, primary_before),
         *ctx.checks,
         CheckResult(
             "no-leaks",
@@ -208,8 +185,154 @@ def run_scenario(
         ),
         _health_after(service, limits),
     ]
+    if scenario.expect.timed_out_absent:
+        result.checks.append(_timed_out_absent(result.operations, target, state))
     result.wall_seconds = time.monotonic() - zero
     return result
+
+
+def _drive(
+    scenario: Scenario,
+    fault: Fault,
+    ctx: FaultContext,
+    workload: LiveWorkload,
+    result: ScenarioResult,
+    service: httpx.Client,
+    say: Callable[[str], None],
+) -> None:
+    """Warm-up, the fault on and off, recovery; the workload always stopped."""
+    limits = ctx.limits
+    zero = ctx.clock_zero
+    with (
+        _then(ctx.resources.close, "releasing the fault's resources"),
+        _then(
+            lambda: workload.stop(timeout=limits.cleanup_bound + limits.request_deadline),
+            "stopping the workload",
+        ),
+    ):
+        wl = scenario.workload
+        _await_ok(workload, wl.warmup, after=0.0, timeout=limits.settle_bound, what="warm-up")
+        held = f" for {scenario.duration:g} s" if scenario.duration else ""
+        if scenario.until:
+            held = f" until {dict(scenario.until)} answers, {scenario.duration:g} s at most"
+        say(f"injecting {fault.kind}{held}")
+        result.inject_began = ctx.mark("inject")
+
+        def remove() -> None:
+            now = time.monotonic() - zero
+            result.fault_end = ctx.events.get(OVER, now)
+            if not result.fault_start:
+                result.fault_start = min(result.fault_end, now)
+            ctx.mark("remove")
+            fault.remove(ctx)
+            result.lifted = ctx.mark("lifted")
+
+        with _then(remove, f"removing {fault.kind}"), boundary(f"injecting {fault.kind}"):
+            fault.inject(ctx)
+            result.fault_start = ctx.in_effect()
+            _hold(scenario, ctx, workload, result, service)
+        with boundary("letting the stack settle"):
+            ctx.stack.settle()
+        ctx.mark("settled")
+        result.recovery_from = ctx.events.get(OVER, result.lifted)
+        say("fault removed; waiting for recovery")
+        bound = scenario.recovery_bound.seconds(limits, result.bound_names)
+        timeout = bound + DEADLINE.seconds(limits)
+        try:
+            first = _await_ok(
+                workload, 1, after=result.recovery_from, timeout=timeout, what="first success"
+            )
+            result.recovered_at = first.end
+            ctx.mark("recovered", first.end + zero)
+            _await_ok(
+                workload, wl.concurrency * 2, after=first.end, timeout=timeout, what="successes"
+            )
+        except WaitTimeout:
+            pass  # the recovery check reports it
+
+
+def _hold(
+    scenario: Scenario,
+    ctx: FaultContext,
+    workload: LiveWorkload,
+    result: ScenarioResult,
+    service: httpx.Client,
+) -> None:
+    """Keep the fault on for the scenario's duration (or until its `until` answers came),
+    probing /health halfway when the scenario expects an answer from it."""
+    hold = threading.Event()  # the fault's own duration, not a synchronisation
+    began = time.monotonic()
+    if scenario.expect.health is not None:
+        hold.wait(scenario.duration / 2)
+        result.health_during = _probe_health(service, ctx.limits)
+    if scenario.until:
+
+        def reached() -> bool:
+            seen = Counter(
+                op.status for op in workload.operations() if op.start >= result.fault_start
+            )
+            return all(seen[status] >= count for status, count in scenario.until.items())
+
+        with suppress(WaitTimeout):  # answers-during-fault's must_see reports a shortfall
+            wait_for(
+                reached,
+                timeout=max(0.0, scenario.duration - (time.monotonic() - began)),
+                what=f"answers {dict(scenario.until)}",
+                interval=0.05,
+            )
+        return
+    hold.wait(max(0.0, scenario.duration - (time.monotonic() - began)))
+
+
+def _timed_out_absent(ops: Sequence[Operation], target: Target, state: object) -> CheckResult:
+    """Writes answered 504 left nothing: the server cancelled the statement, rolled back."""
+    timed_out = [op for op in ops if op.kind in target.write_kinds and op.status == 504]
+    left = [op.actor for op in timed_out if target.present(state, op)]
+    return CheckResult(
+        "timed-out-writes-absent",
+        not left,
+        f"{len(timed_out)} writes answered 504, {len(left)} of them committed: {sample(left)}",
+    )
+
+
+def _cluster_checks(
+    result: ScenarioResult, stack: Stack, target: Target, state: object, before: str | None
+) -> list[CheckResult]:
+    """The expectations about a cluster's nodes: one primary at a time, which one after
+    the run, and every node holding the primary's writes."""
+    exp = result.scenario.expect
+    wanted = exp.single_primary or exp.primary is not None or exp.replicas_agree
+    if wanted and not result.nodes:
+        raise ScenarioError(
+            f"scenario {result.scenario.name} expects cluster roles; {type(stack).__name__} "
+            "has one database"
+        )
+    checks: list[CheckResult] = []
+    if exp.single_primary:
+        checks.append(single_primary(result))
+    if exp.primary is not None:
+        checks.append(primary_after(result, before, stack.primary()))
+    if exp.replicas_agree:
+        writes = [op for op in result.operations if op.kind in target.write_kinds]
+        with boundary("reading every node's state"):
+            stack.wait_replayed(timeout=result.limits.settle_bound)
+            differ: dict[str, int] = {}
+            for node, url in sorted(stack.role_urls().items()):
+                with PostgresAdmin(url, application_name=target.application_name) as node_admin:
+                    there = target.read_state(node_admin, sorted({op.key for op in writes}))
+                differ[node] = sum(
+                    target.present(there, op) != target.present(state, op) for op in writes
+                )
+        unknown = sum(op.outcome is Outcome.INFO for op in writes)
+        checks.append(
+            CheckResult(
+                "replicas-agree",
+                not any(differ.values()),
+                f"{len(writes)} writes ({unknown} with an unknown outcome); writes on which "
+                f"each node differs from the primary: {differ}",
+            )
+        )
+    return checks
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,22 +352,18 @@ class ScenarioRun:
         return f"[{self.index}/{self.total}] {self.scenario.name}"
 
 
-def read_limits(service: httpx.Client) -> Limits:
-    """The limits the running service reports."""
-    return Limits.from_metrics(read_metrics(service))
-
-
 def run_selection(
     stack: Stack,
     scenarios: Sequence[Scenario],
     *,
     repeat: int = 1,
     keep_going: bool = False,
-    target: Target = COUPONS,
+    target: Target,
     progress: Callable[[str], None] | None = None,
 ) -> Iterator[ScenarioRun]:
-    """Run every scenario `repeat` times on one started stack, resetting Toxiproxy after
-    each; `chaos run` and bench.failure_timing share this loop. A ChaosError ends the
+    """Run every scenario `repeat` times on one started stack, healing the stack after
+    each (Toxiproxy reset; a cluster's nodes running with default settings); `chaos run`,
+    the pytest plugin and bench.failure_timing share this loop. A ChaosError ends the
     selection, or with `keep_going` is yielded as that run's error."""
     say = progress or (lambda _msg: None)
     total = len(scenarios) * repeat
@@ -267,7 +386,7 @@ def run_selection(
                     say(f"{label}: {message}")
 
                 try:
-                    with _then(toxiproxy.reset, "resetting Toxiproxy"):
+                    with _then(stack.heal, "healing the stack"):
                         result = run_scenario(
                             stack,
                             scenario,

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 
-from chaos.checks.base import CheckResult
-from chaos.checks.probes import Limits, Snapshot
-from chaos.run.history import Operation
+from chaos.core.checks import CheckResult
+from chaos.core.history import Operation, percentile
+from chaos.core.limits import Limits
+from chaos.core.lost_writes import LostWriteReport
+from chaos.infra.probes import Snapshot
+from chaos.infra.roles import RoleSample
 from chaos.scenarios.model import Scenario
 
-__all__ = ["ScenarioResult", "percentile"]
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Percentile `q` (1..99, inclusive method) of `values`; None when there are none."""
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+__all__ = ["ScenarioResult"]
 
 
 @dataclass
@@ -33,11 +26,13 @@ class ScenarioResult:
     limits: Limits
     inject_began: float = 0.0
     fault_start: float = 0.0
-    """When inject() returned: the fault is in effect."""
+    """When the fault took effect: its `in-effect` event, else when inject() returned."""
     fault_end: float = 0.0
-    """When remove() began."""
+    """When its effect on clients ended: its `over` event, else when remove() began."""
     lifted: float = 0.0
-    """When remove() returned: recovery is measured from here."""
+    """When remove() returned."""
+    recovery_from: float = 0.0
+    """Where recovery is measured from: the `over` event, else `lifted`."""
     recovered_at: float | None = None
     operations: list[Operation] = field(default_factory=list)
     checks: list[CheckResult] = field(default_factory=list)
@@ -48,6 +43,15 @@ class ScenarioResult:
     notes: dict[str, object] = field(default_factory=dict)
     evidence: list[str] = field(default_factory=list)
     """What the fault reported doing itself (see FaultContext.evidence)."""
+    events: dict[str, float] = field(default_factory=dict)
+    """Named moments on the run clock: the engine's (inject, in-effect, over, lifted,
+    recovered, settled) and the fault's (crash, promotion, partition...)."""
+    roles: list[RoleSample] = field(default_factory=list)
+    """Role changes of the nodes (clustered stacks): who was primary when."""
+    nodes: list[str] = field(default_factory=list)
+    lost_writes: LostWriteReport | None = None
+    bound_names: dict[str, float] = field(default_factory=dict)
+    """The stack's names in bound expressions, with the values they had."""
     wall_seconds: float = 0.0
 
     @property
@@ -85,25 +89,36 @@ class ScenarioResult:
             if op.end > self.inject_began and op.start < self.lifted and not self._inside(op)
         ]
 
+    def touched(self) -> list[Operation]:
+        """Requests the fault touched: during it, or overlapping its injection or removal.
+        The answer checks judge this set."""
+        return self.during() + self.transition()
+
     def statuses_during(self) -> Counter[str]:
         """Answers by status during the fault window."""
         return Counter(op.label for op in self.during())
 
+    def statuses_touched(self) -> Counter[str]:
+        """Answers by status of the requests the fault touched (what the checks judged)."""
+        return Counter(op.label for op in self.touched())
+
     @property
     def time_to_recover(self) -> float | None:
-        """Seconds from the fault's removal to the end of the first successful request."""
-        return None if self.recovered_at is None else self.recovered_at - self.lifted
+        """Seconds from the fault's end (`recovery_from`) to the end of the first
+        successful request."""
+        return None if self.recovered_at is None else self.recovered_at - self.recovery_from
 
     def time_to_fail(self, q: float) -> float | None:
-        """Percentile `q` of the latency of failed requests during the fault."""
-        return percentile([op.latency for op in self.during() if op.status != 200], q)
+        """Percentile `q` of the latency of failed requests the fault touched."""
+        return percentile([op.latency for op in self.touched() if op.status != 200], q)
 
     def summary(self) -> str:
         """One paragraph for a failing assertion."""
         lines = [
             f"scenario {self.scenario.name} (run {self.run_id}): fault "
             f"{self.scenario.fault.kind} from {self.fault_start:.2f} s to {self.fault_end:.2f} s",
-            f"  during: {dict(self.statuses_during())}; expected {self.scenario.expected_text()}",
+            f"  touched by the fault: {dict(self.statuses_touched())}; expected "
+            f"{self.scenario.expected_text()}",
             f"  time to recover: {self.time_to_recover}",
         ]
         lines += [f"  {'ok  ' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in self.checks]

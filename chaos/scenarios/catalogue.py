@@ -1,29 +1,46 @@
-"""The built-in scenario catalogue: chaos/scenarios/catalogue.yaml, loaded like any
-scenario file (so the file format can do everything the catalogue does)."""
+"""The shipped scenarios: chaos/scenarios/catalogue.yaml (local and compose stacks) and
+ha.yaml (the HA stack), loaded like any scenario file (so the file format can do
+everything the shipped scenarios do), plus the target's own files."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib.resources import as_file, files
+from pathlib import Path
 
-from chaos.scenarios.loader import load_file
+from chaos.scenarios.loader import load_scenarios
 from chaos.scenarios.model import Scenario
+from chaos.targets.base import Target
 
-__all__ = ["CATALOGUE", "CATALOGUE_FILE", "by_name"]
+__all__ = ["SHIPPED_FILES", "by_name", "catalogue", "for_stack", "shipped_files"]
 
-CATALOGUE_FILE = "catalogue.yaml"
-
-
-def _load() -> tuple[Scenario, ...]:
-    with as_file(files("chaos.scenarios") / CATALOGUE_FILE) as path:
-        return tuple(load_file(path))
+SHIPPED_FILES = ("catalogue.yaml", "ha.yaml")
 
 
-CATALOGUE: tuple[Scenario, ...] = _load()
+def shipped_files() -> list[Path]:
+    """The paths of the shipped scenario files."""
+    paths = []
+    for name in SHIPPED_FILES:
+        with as_file(files("chaos.scenarios") / name) as path:
+            paths.append(Path(path))
+    return paths
 
 
-def by_name(name: str) -> Scenario:
-    """The catalogue's scenario of that name."""
-    for scenario in CATALOGUE:
+def catalogue(target: Target) -> list[Scenario]:
+    """Every shipped scenario and the target's own, with the target's fault kinds."""
+    return load_scenarios([*shipped_files(), *target.scenario_files], kinds=target.fault_kinds())
+
+
+def for_stack(scenarios: Sequence[Scenario], stack: str) -> list[Scenario]:
+    """The scenarios a stack runs: those that need the HA stack on `ha`, the others on
+    every other stack."""
+    wanted = "ha" if stack == "ha" else "any"
+    return [s for s in scenarios if s.stack == wanted]
+
+
+def by_name(scenarios: Sequence[Scenario], name: str) -> Scenario:
+    """The scenario of that name."""
+    for scenario in scenarios:
         if scenario.name == name:
             return scenario
-    raise KeyError(f"no scenario {name!r}; known: {', '.join(s.name for s in CATALOGUE)}")
+    raise KeyError(f"no scenario {name!r}; known: {', '.join(s.name for s in scenarios)}")

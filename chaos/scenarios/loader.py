@@ -7,16 +7,27 @@ and `expect.during` has a default::
       - name: latency-above-deadline
         description: Answers delayed past the deadline get 504 at the deadline.
         fault: {kind: toxic, type: latency, attributes: {latency: 2500}}
-        workload: {concurrency: 8, keys: 2, stock: 1000000, warmup: 20}
+        workload: {concurrency: 8, keys: 2, warmup: 20}
         duration: 2.5                      # seconds the fault is on
-        recovery_bound: 2.0                # seconds from removal to the first success
+        until: {504: 10}                   # or on until these answers came (duration: at most)
+        recovery_bound: reconnect_timeout + acquire_timeout + slack
+        stack: any                         # or ha, or {kind: ha, patroni: {ttl: 20, ...}}
         expect:
           during: [503, 504]               # statuses allowed while the fault is on
           must_see: [504]                  # statuses that must appear
           latency: {503: acquire_timeout + slack, 504: request_deadline + slack}
           health: 503                      # /health during the fault
-          timed_out_claims_absent: false
+          timed_out_absent: false          # writes answered 504 left nothing
           observed: [answers, latency]     # evidence that the fault acted (any one)
+          lost_writes: forbidden           # or {at_most: N}, or {between: [a, b], at_least: N}
+          single_primary: false            # never two writable primaries (HA)
+          primary: changed                 # or unchanged: the primary after the run (HA)
+          replicas_agree: false            # every node holds the primary's writes (HA)
+
+`fault` is one fault (a mapping with its `kind`) or a list of them, injected in order and
+removed in reverse. Bounds are expressions over the service's limits and `slack`; an HA
+scenario may also use the HA stack's names (ttl, loop_wait, retry_timeout,
+promotion_time, standby_retry_interval).
 
 Errors name the file, the scenario, the field and what was expected; `load_scenarios`
 reports every error of every file at once, so nothing runs until all are valid.
@@ -27,17 +38,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 
-from chaos.errors import ScenarioError
-from chaos.faults.registry import FaultFactory, build_fault, fault_kinds
-from chaos.scenarios.bounds import Bound
-from chaos.scenarios.model import EVIDENCE_KINDS, RECOVERY_BOUND, Expect, Scenario, Workload
-
-if TYPE_CHECKING:
-    from chaos.targets.base import Target
+from chaos.core.bounds import Bound
+from chaos.core.lost_writes import LostWritePolicy
+from chaos.errors import ChaosError, ScenarioError
+from chaos.faults.base import Fault, FaultFactory
+from chaos.faults.chain import FaultChain
+from chaos.faults.registry import build_fault, fault_kinds
+from chaos.infra.ha_stack import HA_BOUND_NAMES, PatroniSettings
+from chaos.scenarios.model import EVIDENCE_KINDS, RECOVERY, STACKS, Expect, Scenario, Workload
 
 __all__ = ["ScenarioFileError", "load_file", "load_scenarios", "parse_scenarios", "scenario_files"]
 
@@ -49,9 +60,22 @@ _SCENARIO_KEYS = {
     "duration",
     "recovery_bound",
     "expect",
+    "stack",
+    "until",
 }
-_EXPECT_KEYS = {"during", "must_see", "latency", "health", "timed_out_claims_absent", "observed"}
-_WORKLOAD_KEYS = {"concurrency", "keys", "stock", "warmup"}
+_EXPECT_KEYS = {
+    "during",
+    "must_see",
+    "latency",
+    "health",
+    "timed_out_absent",
+    "observed",
+    "lost_writes",
+    "single_primary",
+    "primary",
+    "replicas_agree",
+}
+_WORKLOAD_KEYS = {"concurrency", "keys", "warmup"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +133,53 @@ def _mapping(value: object, field: str, allowed: set[str] | None = None) -> dict
     return {str(k): v for k, v in value.items()}
 
 
-def _expect(raw: object) -> Expect:
+def _bound(text: object, field: str, allowed: frozenset[str]) -> Bound:
+    if not isinstance(text, str | int | float) or isinstance(text, bool):
+        raise _Invalid(field, f"expected an expression over the limits, got {text!r}")
+    try:
+        return Bound(str(text), allowed)
+    except ScenarioError as exc:
+        raise _Invalid(field, str(exc)) from exc
+
+
+def _flag(data: Mapping[str, object], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise _Invalid(f"expect.{key}", f"expected true or false, got {value!r}")
+    return value
+
+
+def _count(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Invalid(field, f"expected a whole number >= 0, got {value!r}")
+    return value
+
+
+def _lost_writes(raw: object) -> LostWritePolicy:
+    field = "expect.lost_writes"
+    if raw is None or raw == "forbidden":
+        return LostWritePolicy.forbidden()
+    data = _mapping(raw, field, {"at_most", "between", "at_least"})
+    if "between" in data:
+        between = data["between"]
+        if (
+            not isinstance(between, list)
+            or len(between) != 2
+            or not all(isinstance(e, str) and e for e in between)
+        ):
+            raise _Invalid(f"{field}.between", f"expected two event names, got {between!r}")
+        if "at_most" in data:
+            raise _Invalid(f"{field}.at_most", "not with between (between says exactly which)")
+        at_least = _count(data.get("at_least", 1), f"{field}.at_least")
+        return LostWritePolicy.expected_between(between[0], between[1], at_least=at_least)
+    if "at_least" in data:
+        raise _Invalid(f"{field}.at_least", "only with between")
+    if "at_most" not in data:
+        raise _Invalid(field, "expected forbidden, {at_most: N} or {between: [a, b]}")
+    return LostWritePolicy.expected_at_most(_count(data["at_most"], f"{field}.at_most"))
+
+
+def _expect(raw: object, allowed: frozenset[str]) -> Expect:
     data = _mapping(raw, "expect", _EXPECT_KEYS)
     if "during" not in data:
         raise _Invalid("expect.during", "missing; expected a list of HTTP statuses")
@@ -118,18 +188,13 @@ def _expect(raw: object) -> Expect:
         field = f"expect.latency.{status}"
         if not status.isdigit():
             raise _Invalid(field, "expected an HTTP status as the key")
-        if not isinstance(text, str | int | float) or isinstance(text, bool):
-            raise _Invalid(field, f"expected an expression over the limits, got {text!r}")
-        try:
-            latency[int(status)] = Bound(str(text))
-        except ScenarioError as exc:
-            raise _Invalid(field, str(exc)) from exc
+        latency[int(status)] = _bound(text, field, allowed)
     health = data.get("health")
     if health is not None and (isinstance(health, bool) or not isinstance(health, int)):
         raise _Invalid("expect.health", f"expected an HTTP status, got {health!r}")
-    absent = data.get("timed_out_claims_absent", False)
-    if not isinstance(absent, bool):
-        raise _Invalid("expect.timed_out_claims_absent", f"expected true or false, got {absent!r}")
+    primary = data.get("primary")
+    if primary not in (None, "changed", "unchanged"):
+        raise _Invalid("expect.primary", f"expected changed or unchanged, got {primary!r}")
     observed = data.get("observed", sorted(EVIDENCE_KINDS))
     if not isinstance(observed, list) or not observed or not set(observed) <= EVIDENCE_KINDS:
         raise _Invalid(
@@ -142,8 +207,12 @@ def _expect(raw: object) -> Expect:
             must_see=_statuses(data.get("must_see", []), "expect.must_see"),
             latency=latency,
             health=health,
-            timed_out_claims_absent=absent,
+            timed_out_absent=_flag(data, "timed_out_absent"),
             observed=frozenset(map(str, observed)),
+            lost_writes=_lost_writes(data.get("lost_writes")),
+            single_primary=_flag(data, "single_primary"),
+            primary=primary,
+            replicas_agree=_flag(data, "replicas_agree"),
         )
     except ScenarioError as exc:
         field, _, message = str(exc).partition(": ")
@@ -159,6 +228,51 @@ def _workload(raw: object) -> Workload:
         raise _Invalid(field, message) from exc
 
 
+def _stack(raw: object) -> tuple[str, dict[str, object]]:
+    if raw is None:
+        return "any", {}
+    if isinstance(raw, str):
+        data: dict[str, object] = {"kind": raw}
+    else:
+        data = _mapping(raw, "stack", {"kind", "patroni"})
+    kind = data.get("kind", "any")
+    if kind not in STACKS:
+        raise _Invalid("stack.kind", f"expected one of {', '.join(STACKS)}, got {kind!r}")
+    patroni = _mapping(data.get("patroni", {}), "stack.patroni")
+    if patroni and kind != "ha":
+        raise _Invalid("stack.patroni", "only for stack kind ha")
+    try:
+        PatroniSettings(**patroni)  # type: ignore[arg-type] # checked by PatroniSettings
+    except (TypeError, ChaosError) as exc:
+        raise _Invalid("stack.patroni", str(exc)) from exc
+    return str(kind), patroni
+
+
+def _until(raw: object) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for status, count in _mapping(raw or {}, "until").items():
+        if not status.isdigit():
+            raise _Invalid(f"until.{status}", "expected an HTTP status as the key")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise _Invalid(f"until.{status}", f"expected a positive count, got {count!r}")
+        out[int(status)] = count
+    return out
+
+
+def _fault(raw: object, kinds: Mapping[str, FaultFactory]) -> Fault:
+    items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        raise _Invalid("fault", "expected a fault, or a non-empty list of faults")
+    faults = []
+    for index, item in enumerate(items):
+        field = "fault" if not isinstance(raw, list) else f"fault[{index}]"
+        try:
+            faults.append(build_fault(kinds, _mapping(item, field)))
+        except (ValueError, ScenarioError) as exc:
+            raise _Invalid(field, str(exc)) from exc
+    return FaultChain.of(faults)
+
+
 def _scenario(raw: object, kinds: Mapping[str, FaultFactory]) -> Scenario:
     data = _mapping(raw, "", _SCENARIO_KEYS)
     for key in ("name", "description"):
@@ -166,16 +280,19 @@ def _scenario(raw: object, kinds: Mapping[str, FaultFactory]) -> Scenario:
             raise _Invalid(key, f"expected a non-empty string, got {data.get(key)!r}")
     if "fault" not in data:
         raise _Invalid("fault", f"missing; expected a mapping with kind: one of {sorted(kinds)}")
-    try:
-        fault = build_fault(kinds, _mapping(data["fault"], "fault"))
-    except (ValueError, ScenarioError) as exc:
-        raise _Invalid("fault", str(exc)) from exc
+    fault = _fault(data["fault"], kinds)
+    stack, settings = _stack(data.get("stack"))
+    allowed = HA_BOUND_NAMES if stack == "ha" else frozenset()
     if "expect" not in data:
         raise _Invalid("expect", "missing; expected a mapping with at least `during`")
-    expect = _expect(data["expect"])
+    expect = _expect(data["expect"], allowed)
     workload = _workload(data.get("workload", {}))
     duration = _number(data.get("duration", 2.5), "duration")
-    recovery = _number(data.get("recovery_bound", RECOVERY_BOUND), "recovery_bound")
+    recovery = (
+        _bound(data["recovery_bound"], "recovery_bound", allowed)
+        if "recovery_bound" in data
+        else RECOVERY
+    )
     return Scenario(
         name=str(data["name"]),
         description=str(data["description"]),
@@ -184,6 +301,9 @@ def _scenario(raw: object, kinds: Mapping[str, FaultFactory]) -> Scenario:
         workload=workload,
         duration=duration,
         recovery_bound=recovery,
+        stack=stack,
+        stack_settings=settings,
+        until=_until(data.get("until")),
     )
 
 
@@ -211,9 +331,9 @@ def parse_scenarios(
     return scenarios, problems
 
 
-def load_file(path: Path, *, target: Target | None = None) -> list[Scenario]:
+def load_file(path: Path, *, kinds: Mapping[str, FaultFactory] | None = None) -> list[Scenario]:
     """The scenarios of one file; ScenarioFileError listing every problem."""
-    return load_scenarios([path], target=target)
+    return load_scenarios([path], kinds=kinds)
 
 
 def scenario_files(paths: Iterable[Path]) -> list[Path]:
@@ -227,17 +347,16 @@ def scenario_files(paths: Iterable[Path]) -> list[Path]:
     return files
 
 
-def load_scenarios(paths: Iterable[Path], *, target: Target | None = None) -> list[Scenario]:
-    """Every scenario of every file (directories: their *.yaml and *.yml files).
+def load_scenarios(
+    paths: Iterable[Path], *, kinds: Mapping[str, FaultFactory] | None = None
+) -> list[Scenario]:
+    """Every scenario of every file (directories: their *.yaml and *.yml files); `kinds`
+    adds fault kinds to the registry's (a target's own: `target.fault_kinds()`).
 
     Every file is read and checked first; ScenarioFileError lists all problems of all
     files (and duplicate names), so nothing runs until every file is valid.
     """
-    if target is None:
-        from chaos.targets.coupons import COUPONS
-
-        target = COUPONS
-    kinds = fault_kinds(target)
+    kinds = fault_kinds(kinds)
     scenarios: list[Scenario] = []
     problems: list[_Problem] = []
     seen: dict[str, str] = {}

@@ -1,8 +1,8 @@
-"""Scenarios as data: a fault, a workload, the answers expected, and bounds derived from
-the service's own limits.
+"""Scenarios as data: a fault, a workload, the answers expected, the stack it needs, and
+bounds derived from the service's own limits (and the stack's names).
 
-Scenarios are usually declared in files (chaos.scenarios.loader; the built-in catalogue
-is chaos/scenarios/catalogue.yaml); in Python the same declaration reads::
+Scenarios are usually declared in files (chaos.scenarios.loader; the shipped ones are
+chaos/scenarios/catalogue.yaml and ha.yaml); in Python the same declaration reads::
 
     Scenario(
         name="latency-above-deadline",
@@ -16,33 +16,31 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Literal
 
+from chaos.core.bounds import ACQUIRE, DEADLINE, HEALTH, RECOVERY, SLACK, Bound
+from chaos.core.lost_writes import LostWritePolicy
 from chaos.errors import ScenarioError
-from chaos.scenarios.bounds import SLACK, Bound
-
-if TYPE_CHECKING:
-    from chaos.faults.base import Fault
+from chaos.faults.base import Fault
 
 __all__ = [
     "ACQUIRE",
     "DEADLINE",
     "EVIDENCE_KINDS",
     "HEALTH",
-    "RECOVERY_BOUND",
+    "RECOVERY",
     "SLACK",
+    "STACKS",
     "Bound",
     "Expect",
     "Scenario",
     "Workload",
 ]
 
-RECOVERY_BOUND = 2.0
-"""Seconds from a fault's removal to the first successful request (DESIGN section 4)."""
+FORBIDDEN = LostWritePolicy.forbidden()
 
-ACQUIRE = Bound("acquire_timeout + slack")
-DEADLINE = Bound("request_deadline + slack")
-HEALTH = Bound("health_timeout + slack")
+STACKS = ("any", "ha")
+"""What a scenario may need: any stack (local, compose, external), or the HA stack."""
 
 EVIDENCE_KINDS = frozenset(
     {
@@ -74,16 +72,15 @@ EVIDENCE_KINDS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Workload:
-    """Traffic: `concurrency` clients, each request by a new user, over `keys` keys (coupons)
-    of `stock` each; `warmup` successes before the fault."""
+    """Traffic: `concurrency` clients, each operation by a new actor, round-robin over
+    `keys` keys the target creates; `warmup` successes before the fault."""
 
     concurrency: int = 8
     keys: int = 2
-    stock: int = 1_000_000
     warmup: int = 20
 
     def __post_init__(self) -> None:
-        for name in ("concurrency", "keys", "stock", "warmup"):
+        for name in ("concurrency", "keys", "warmup"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ScenarioError(f"workload.{name}: expected a positive integer, got {value!r}")
@@ -97,19 +94,30 @@ class Expect:
     `must_see`: statuses that must appear at least once in that window.
     `latency`: per-status latency bounds (every request is also bounded by the deadline).
     `health`: the status /health must answer during the fault (within HEALTH).
-    `timed_out_claims_absent`: 504 answers must have left nothing (the statement was
+    `timed_out_absent`: writes answered 504 must have left nothing (the statement was
     cancelled and rolled back on the server).
     `observed`: the evidence kinds (EVIDENCE_KINDS) that prove this fault acted; any one
     suffices. Name only what the fault alone causes: a fault that also churns
     connections cannot count lost connections as its own evidence.
+    `lost_writes`: the policy for acknowledged writes the settled database lacks
+    (forbidden by default).
+    `single_primary`: never two writable primaries at once (clustered stacks).
+    `primary`: after the run the primary is another node (`changed`) or the same one
+    (`unchanged`); not checked when None.
+    `replicas_agree`: after the run every node holds the same writes as the primary
+    (so every write with an unknown outcome was resolved the same way everywhere).
     """
 
     during: frozenset[int]
     must_see: frozenset[int] = frozenset()
     latency: Mapping[int, Bound] = field(default_factory=dict)
     health: int | None = None
-    timed_out_claims_absent: bool = False
+    timed_out_absent: bool = False
     observed: frozenset[str] = EVIDENCE_KINDS
+    lost_writes: LostWritePolicy = FORBIDDEN
+    single_primary: bool = False
+    primary: Literal["changed", "unchanged"] | None = None
+    replicas_agree: bool = False
 
     def __init__(
         self,
@@ -118,15 +126,25 @@ class Expect:
         must_see: set[int] | frozenset[int] = frozenset(),
         latency: Mapping[int, Bound] | None = None,
         health: int | None = None,
-        timed_out_claims_absent: bool = False,
+        timed_out_absent: bool = False,
         observed: set[str] | frozenset[str] = EVIDENCE_KINDS,
+        lost_writes: LostWritePolicy | None = None,
+        single_primary: bool = False,
+        primary: Literal["changed", "unchanged"] | None = None,
+        replicas_agree: bool = False,
     ) -> None:
         object.__setattr__(self, "during", frozenset(during))
         object.__setattr__(self, "must_see", frozenset(must_see))
         object.__setattr__(self, "latency", dict(latency or {}))
         object.__setattr__(self, "health", health)
-        object.__setattr__(self, "timed_out_claims_absent", timed_out_claims_absent)
+        object.__setattr__(self, "timed_out_absent", timed_out_absent)
         object.__setattr__(self, "observed", frozenset(observed))
+        object.__setattr__(self, "lost_writes", lost_writes or LostWritePolicy.forbidden())
+        object.__setattr__(self, "single_primary", single_primary)
+        object.__setattr__(self, "primary", primary)
+        object.__setattr__(self, "replicas_agree", replicas_agree)
+        if primary not in (None, "changed", "unchanged"):
+            raise ScenarioError(f"expect.primary: expected changed or unchanged, got {primary!r}")
         if not self.during:
             raise ScenarioError("expect.during: expected at least one status")
         if not self.must_see <= self.during:
@@ -142,7 +160,16 @@ class Expect:
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """A fault, its workload, what clients must see, and the recovery bound."""
+    """A fault, its workload, what clients must see, the recovery bound, and the stack.
+
+    `duration`: seconds the fault stays on after `inject` returned; with `until`
+    (status -> count), the fault stays on until that many answers of each status came
+    after it took effect, `duration` seconds at most.
+    `recovery_bound`: from the fault's end (its `over` event, else its removal) to the
+    first success.
+    `stack`: `any`, or `ha` (run only by `chaos run --stack ha`); `stack_settings`: what
+    the stack applies before the run (the HA stack: Patroni's settings).
+    """
 
     name: str
     description: str
@@ -150,7 +177,14 @@ class Scenario:
     expect: Expect
     workload: Workload = Workload()
     duration: float = 2.5
-    recovery_bound: float = RECOVERY_BOUND
+    recovery_bound: Bound = RECOVERY
+    stack: str = "any"
+    stack_settings: Mapping[str, object] = field(default_factory=dict)
+    until: Mapping[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.stack not in STACKS:
+            raise ScenarioError(f"stack: expected one of {', '.join(STACKS)}, got {self.stack!r}")
 
     def expected_text(self) -> str:
         """The expected answers, for tables."""

@@ -14,14 +14,16 @@ import time
 import httpx
 import pytest
 
-from chaos.checks.base import CheckResult
-from chaos.checks.probes import snapshot, wait_for_baseline
+from chaos.core.bounds import SLACK
+from chaos.core.checks import CheckResult
+from chaos.core.history import Outcome
+from chaos.core.lost_writes import LostWritePolicy, find_lost_writes
 from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.probes import snapshot, wait_for_baseline
 from chaos.infra.replicas import ServiceReplicas, SpreadWorkload, replica_application_name
 from chaos.infra.stack import CHAOS_SERVICE_SETTINGS, LocalStack
 from chaos.infra.waiting import wait_for
-from chaos.run.ha import no_hang
-from chaos.targets.coupons import check_history, read_state
+from chaos.targets.coupons import COUPONS, check_history, read_state
 
 pytestmark = pytest.mark.chaos
 
@@ -32,8 +34,6 @@ VICTIM = 2
 CONCURRENCY = 4
 #: Claims acknowledged before the kill, and by each survivor after it.
 WARMUP_CLAIMS = 30
-#: Scheduling slack on top of a configured bound (HTTP, event loops, 2 shared cores).
-SLACK = 1.0
 #: How soon PostgreSQL must drop a dead client's backends: the kernel closes the
 #: sockets at once, and an idle backend reads EOF at once.
 BACKENDS_GONE_TIMEOUT = 5.0
@@ -52,6 +52,7 @@ def test_killing_one_replica_mid_load_leaves_the_others_serving() -> None:
             database_url=stack.endpoints.proxied_database_url,
             count=REPLICAS,
             env=CHAOS_SERVICE_SETTINGS,
+            application_name=COUPONS.application_name,
         )
         replicas.start()
         coupon = f"REPLICAS-{time.monotonic_ns()}"
@@ -60,7 +61,8 @@ def test_killing_one_replica_mid_load_leaves_the_others_serving() -> None:
             assert created.status_code == 201
         admins = {
             i: PostgresAdmin(
-                stack.endpoints.database_url, application_name=replica_application_name(i)
+                stack.endpoints.database_url,
+                application_name=replica_application_name(i, COUPONS.application_name),
             )
             for i in replicas.indexes
         }
@@ -71,10 +73,11 @@ def test_killing_one_replica_mid_load_leaves_the_others_serving() -> None:
             spread = SpreadWorkload(
                 dict(zip(replicas.indexes, replicas.urls, strict=True)),
                 [coupon],
+                COUPONS.operate,
                 concurrency_per_replica=CONCURRENCY,
                 client_timeout=30.0,
                 clock_zero=clock_zero,
-                user_prefix=f"rk-{time.monotonic_ns()}",
+                actor_prefix=f"rk-{time.monotonic_ns()}",
             )
             spread.start()
 
@@ -119,9 +122,23 @@ def test_killing_one_replica_mid_load_leaves_the_others_serving() -> None:
                 op for i in replicas.indexes if i != VICTIM for op in spread.operations_of(i)
             ]
             # no-hang for the survivors only: the victim's claims in flight end unanswered.
+            slow = [
+                op for op in survivors_ops if op.status is None or op.latency > deadline + SLACK
+            ]
+            lost = find_lost_writes(
+                [op for op in ops if op.outcome is Outcome.OK],
+                lambda op: COUPONS.present(state, op),
+                policy=LostWritePolicy.forbidden(),
+            )
             checks = [
                 *check_history(ops, state),
-                no_hang(survivors_ops, max_latency=deadline + SLACK),
+                lost.check(),
+                CheckResult(
+                    "no-hang",
+                    not slow,
+                    f"{len(slow)} of {len(survivors_ops)} survivors' claims over "
+                    f"{deadline + SLACK:.2f} s or unanswered",
+                ),
             ]
             checks.append(
                 CheckResult(

@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from chaos.checks.probes import Limits
+from chaos.core.limits import Limits
 from chaos.infra.postgres import PostgresAdmin
 from chaos.infra.stack import PROXY_NAME, Stack
 from chaos.infra.toxiproxy import ToxiproxyClient
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.chaos
 
 #: Scheduling slack on top of a configured bound (HTTP, event loop, 2 cores).
 SLACK = 0.5
-#: How soon claims must succeed after a fault is removed (DESIGN section 4).
+#: How soon claims must succeed after a fault is removed (docs/design.md, "Failure contract").
 RECOVERY_BOUND = 2.0
 
 

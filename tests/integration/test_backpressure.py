@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from bench.rawload import HttpConnections, claim_request
-from chaos.checks.probes import read_metrics
 from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.probes import read_metrics
 from chaos.infra.service import ServiceProcess
 from chaos.infra.waiting import wait_for
 from tests.conftest import SERVICE_SETTINGS

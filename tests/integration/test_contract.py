@@ -1,4 +1,4 @@
-"""Every row of the HTTP contract (DESIGN section 2) through HTTP, with the database state after."""
+"""Every row of the HTTP contract (docs/design.md) through HTTP, with the database state after."""
 
 from __future__ import annotations
 

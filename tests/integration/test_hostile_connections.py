@@ -20,8 +20,8 @@ import httpx
 import psutil
 import pytest
 
-from chaos.checks.probes import read_metrics
 from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.probes import read_metrics
 from chaos.infra.service import ServiceProcess
 from chaos.infra.waiting import wait_for
 from tests.conftest import SERVICE_SETTINGS

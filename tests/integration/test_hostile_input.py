@@ -8,8 +8,8 @@ import socket
 import httpx
 import pytest
 
-from chaos.checks.probes import read_metrics
 from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.probes import read_metrics
 from chaos.infra.service import ServiceProcess
 from chaos.infra.waiting import wait_for
 from tests.helpers import claims_of, remaining_of

@@ -1,4 +1,4 @@
-"""The served /openapi.json lists the contract's answers (DESIGN sections 2 and 4) per route.
+"""The served /openapi.json lists the contract's answers (docs/design.md) per route.
 
 A fast, exact reading of the document; tests/integration/test_openapi_schemathesis.py
 checks the service's real answers against it.

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import psycopg
 
 from chaos.infra.postgres import PostgresAdmin
-from chaos.targets.coupons import hold_claim
+from chaos.targets.coupons import COUPONS, hold_claim
 
 CLAIM = (
     "WITH taken AS (UPDATE coupons SET remaining_amount = remaining_amount - 1"
@@ -64,9 +64,9 @@ def test_blocked_by_picks_the_victim_among_lock_waiters_with_the_same_query(
         # A workload-like claim waits on the row lock another transaction holds on `busy`.
         row_holder.execute("UPDATE coupons SET remaining_amount = 9 WHERE name = 'busy'")
         with (
-            blocked_claim(db.url, db.application_name, "busy", "bystander") as bystander,
+            blocked_claim(db.url, COUPONS.application_name, "busy", "bystander") as bystander,
             hold_claim(db, "victim-user", "victim") as holder,
-            blocked_claim(db.url, db.application_name, "victim", "victim-user") as victim,
+            blocked_claim(db.url, COUPONS.application_name, "victim", "victim-user") as victim,
         ):
             both = db.wait_for_backend(
                 timeout=WAIT, wait_event_type="Lock", query_contains="INSERT INTO claims", count=2

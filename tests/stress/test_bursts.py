@@ -17,11 +17,12 @@ import httpx
 import pytest
 
 from bench.stack import raise_nofile_limit
-from chaos.checks.probes import Limits, read_metrics
+from chaos.core.bounds import SLACK
+from chaos.core.limits import Limits
 from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.probes import read_metrics
 from chaos.infra.service import ServiceProcess
 from chaos.infra.waiting import wait_for
-from chaos.scenarios.bounds import SLACK
 from tests.burst import BurstAnswer, run_burst, run_closed_loop
 from tests.helpers import claims_of, remaining_of, running_service
 

@@ -32,7 +32,7 @@ def test_flash_sale_sells_exactly_the_stock(
     create(client, "FLASH", 5)
     ops = asyncio.run(run_claims(service.url, [(f"user-{i}", "FLASH") for i in range(50)]))
     assert statuses(ops) == {200: 5, 400: 45}
-    winners = sorted(op.user_id for op in ops if op.status == 200)
+    winners = sorted(op.actor for op in ops if op.status == 200)
     assert sorted(claims_of(db, "FLASH")) == winners
     assert remaining_of(db, "FLASH") == 0
 
@@ -59,7 +59,7 @@ def test_scale_several_coupons_at_once(
     per_coupon = users // 3 + 1
     assert all(op.status in (200, 400) for op in ops), statuses(ops)
     for name in coupons:
-        wins = [op.user_id for op in ops if op.coupon == name and op.status == 200]
+        wins = [op.actor for op in ops if op.key == name and op.status == 200]
         attempts = sum(1 for _, c in requests if c == name)
         assert len(wins) == min(stock, attempts) <= per_coupon
         assert sorted(claims_of(db, name)) == sorted(wins)

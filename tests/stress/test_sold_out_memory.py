@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from chaos.checks.probes import Limits, read_metrics
+from chaos.core.bounds import SLACK
+from chaos.core.limits import Limits
 from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.probes import read_metrics
 from chaos.infra.service import ServiceProcess
-from chaos.scenarios.bounds import SLACK
 from tests.conftest import SERVICE_SETTINGS
 from tests.helpers import claims_of, remaining_of
 

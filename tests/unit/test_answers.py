@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from chaos.checks.answers import answer_checks, evidence, fault_observed, usual_ceiling
-from chaos.checks.probes import Limits, Snapshot
+from chaos.core.history import Operation, percentile
+from chaos.core.limits import Limits
 from chaos.faults import ProxyDown
-from chaos.run.history import Operation
-from chaos.run.result import ScenarioResult, percentile
+from chaos.infra.probes import Snapshot
+from chaos.run.result import ScenarioResult
+from chaos.run.verdict import answer_checks, evidence, fault_observed, usual_ceiling
 from chaos.scenarios.model import ACQUIRE, Expect, Scenario
 
 LIMITS = Limits(
@@ -21,6 +22,7 @@ LIMITS = Limits(
     request_deadline=2.0,
     health_timeout=0.5,
     retry_after=1,
+    reconnect_timeout=1.0,
 )
 
 
@@ -51,6 +53,7 @@ def result(
     scenario = Scenario(name="s", description="d", fault=ProxyDown(), expect=expect)
     r = ScenarioResult(scenario=scenario, run_id="r", started_at="now", limits=LIMITS)
     r.inject_began, r.fault_start, r.fault_end, r.lifted = 1.0, 1.0, 3.0, 3.0
+    r.recovery_from = r.lifted
     r.operations = ops
     r.recovered_at = recovered
     r.baseline = r.after = snap()

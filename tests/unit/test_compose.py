@@ -143,8 +143,12 @@ def test_the_lane_script_uses_the_compose_file_defaults() -> None:
 
 
 def test_the_cli_compose_endpoints_are_the_defaults() -> None:
-    from chaos.cli import COMPOSE_ENDPOINTS
+    from chaos.cli import compose_endpoints
 
+    project, COMPOSE_ENDPOINTS = compose_endpoints(ROOT / "docker-compose.ci.yml")
+    assert project == compose()["name"]
+    db = compose()["services"]["postgres"]["environment"]["POSTGRES_DB"]
+    assert COMPOSE_ENDPOINTS.database_url.split("?")[0].endswith(f"/{db}")
     ports = {k: v[1] for k, v in published_ports().items()}
     assert COMPOSE_ENDPOINTS.service_url.endswith(f":{ports['COUPON_SERVICE_PORT']}")
     assert COMPOSE_ENDPOINTS.toxiproxy_url.endswith(f":{ports['COUPON_TOXIPROXY_PORT']}")

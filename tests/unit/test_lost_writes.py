@@ -2,35 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import pytest
 
-from chaos.checks.lost_writes import LostWritePolicy, find_lost_writes
+from chaos.core.history import Operation, Outcome
+from chaos.core.lost_writes import LostWritePolicy, LostWriteReport, find_lost_writes
 from chaos.errors import ChaosError
 from chaos.infra.ha_stack import PatroniSettings
-from chaos.run.ha_monitor import RoleMonitor, RoleSample
-from chaos.run.history import Operation
-from chaos.targets.coupons import CouponState
+from chaos.infra.roles import RoleMonitor, RoleSample
 
 
-def claim(user: str, status: int | None, end: float) -> Operation:
-    return Operation("claim", user, "C", start=end - 0.01, end=end, status=status)
+def write(actor: str, status: int | None, end: float, start: float | None = None) -> Operation:
+    begun = end - 0.01 if start is None else start
+    return Operation("write", actor, "K", start=begun, end=end, status=status)
 
 
-def state(*users: str) -> CouponState:
-    return CouponState(
-        amounts={"C": 10}, remaining={"C": 10 - len(users)}, claims=[(u, "C") for u in users]
-    )
+def state(*actors: str) -> Callable[[Operation], bool]:
+    return lambda op: op.actor in actors
 
 
-def test_every_acknowledged_claim_missing_is_reported_in_answer_order() -> None:
-    ops = [claim("a", 200, 1.0), claim("b", 200, 3.0), claim("c", 200, 2.0), claim("d", 504, 2.5)]
-    report = find_lost_writes(
+def judge(
+    ops: Sequence[Operation],
+    present: Callable[[Operation], bool],
+    policy: LostWritePolicy,
+    **kwargs: object,
+) -> LostWriteReport:
+    acknowledged = [op for op in ops if op.outcome is Outcome.OK]
+    return find_lost_writes(acknowledged, present, policy=policy, **kwargs)  # type: ignore[arg-type]
+
+
+def test_every_acknowledged_write_missing_is_reported_in_answer_order() -> None:
+    ops = [write("a", 200, 1.0), write("b", 200, 3.0), write("c", 200, 2.0), write("d", 504, 2.5)]
+    report = judge(
         ops,
         state("a"),
-        policy=LostWritePolicy.forbidden(),
+        LostWritePolicy.forbidden(),
         primary_at=lambda t: "node1" if t < 2.5 else "node2",
     )
-    assert [(w.user_id, w.answered_at, w.node) for w in report.lost] == [
+    assert [(w.actor, w.answered_at, w.node) for w in report.lost] == [
         ("c", 2.0, "node1"),
         ("b", 3.0, "node2"),
     ]
@@ -39,13 +49,13 @@ def test_every_acknowledged_claim_missing_is_reported_in_answer_order() -> None:
     check = report.check()
     assert check.name == "lost-writes"
     assert not check.passed
-    assert "2 of 3 acknowledged claims lost (policy: forbidden)" in check.detail
-    assert "c/C answered at 2.000 s by node1" in check.detail
+    assert "2 of 3 acknowledged writes lost (policy: forbidden;" in check.detail
+    assert "c/K answered at 2.000 s by node1" in check.detail
 
 
-def test_info_and_failed_claims_are_never_lost_writes() -> None:
-    ops = [claim("a", 504, 1.0), claim("b", 503, 1.0), claim("c", None, 1.0), claim("d", 409, 1)]
-    report = find_lost_writes(ops, state(), policy=LostWritePolicy.forbidden())
+def test_info_and_failed_writes_are_never_lost_writes() -> None:
+    ops = [write("a", 504, 1.0), write("b", 503, 1.0), write("c", None, 1.0), write("d", 409, 1)]
+    report = judge(ops, state(), LostWritePolicy.forbidden())
     assert report.lost == ()
     assert report.passed
 
@@ -61,19 +71,49 @@ def test_info_and_failed_claims_are_never_lost_writes() -> None:
     ],
 )
 def test_the_policy_judges_the_count(policy: LostWritePolicy, lost: int, passed: bool) -> None:
-    assert policy.allows(lost) is passed
+    ops = [write(str(i), 200, 1.0 + i) for i in range(3)]
+    kept = [op.actor for op in ops[lost:]]
+    assert judge(ops, state(*kept), policy).passed is passed
 
 
-def test_the_report_as_a_dict_lists_each_lost_claim() -> None:
-    report = find_lost_writes(
-        [claim("a", 200, 1.23456)], state(), policy=LostWritePolicy.expected_at_most(1)
-    )
+def test_the_report_as_a_dict_lists_each_lost_write() -> None:
+    report = judge([write("a", 200, 1.23456)], state(), LostWritePolicy.expected_at_most(1))
     assert report.as_dict() == {
         "policy": "expected, at most 1",
         "acknowledged": 1,
         "passed": True,
-        "lost": [{"user_id": "a", "coupon": "C", "answered_at": 1.235, "node": None}],
+        "verdict": "1 lost, at most 1 allowed",
+        "lost": [{"actor": "a", "key": "K", "answered_at": 1.235, "node": None}],
     }
+
+
+def test_lost_between_two_events_must_be_exactly_the_writes_at_stake() -> None:
+    # Sent after the partition (2.0) and answered before the promotion (5.0): at stake.
+    ops = [
+        write("before", 200, 1.9, start=1.5),  # sent before the cut: replicated
+        write("straddles", 200, 2.5, start=1.99),  # sent before the cut: not at stake
+        write("x", 200, 3.0, start=2.5),
+        write("y", 200, 4.0, start=3.5),
+        write("after", 200, 6.0, start=5.5),  # answered by the new primary
+    ]
+    events = {"partition": 2.0, "promotion": 5.0}
+    policy = LostWritePolicy.expected_between("partition", "promotion", at_least=2)
+
+    def old(t: float) -> str:
+        return "node1" if t < 5.0 else "node2"
+
+    kept = state("before", "straddles", "after")
+    exact = judge(ops, kept, policy, events=events, primary_at=old)
+    assert exact.passed, exact.verdict
+    short = judge(ops, state("before", "straddles", "x", "after"), policy, events=events)
+    assert not short.passed  # y lost, x kept: not exactly the writes at stake
+    extra = judge(ops, state("straddles", "after"), policy, events=events, primary_at=old)
+    assert not extra.passed  # a write from before the cut lost too
+    fewer = LostWritePolicy.expected_between("partition", "promotion", at_least=3)
+    assert not judge(ops, kept, fewer, events=events, primary_at=old).passed
+    missing = judge(ops, kept, policy, events={"partition": 2.0})
+    assert not missing.passed
+    assert "never happened" in missing.verdict
 
 
 def test_patroni_settings_refuse_what_patroni_would_silently_change() -> None:

@@ -7,13 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from chaos.checks.probes import Limits
+from chaos.core.bounds import SLACK, Bound, bound_names, evaluate
+from chaos.core.limits import Limits
 from chaos.errors import ScenarioError
 from chaos.faults import NetworkToxic, ProxyDown, fault_kinds
-from chaos.scenarios.bounds import SLACK, Bound, bound_names, evaluate
-from chaos.scenarios.catalogue import CATALOGUE
+from chaos.faults.chain import FaultChain
+from chaos.scenarios.catalogue import catalogue
 from chaos.scenarios.loader import ScenarioFileError, load_scenarios
-from chaos.targets.coupons import TerminateMidTransaction
+from chaos.scenarios.model import Scenario
+from chaos.targets.coupons import COUPONS, TerminateMidTransaction
+
+
+def load(paths: list[Path]) -> list[Scenario]:
+    """The loader with the coupon target's fault kinds, as the CLI gives them."""
+    return load_scenarios(paths, kinds=COUPONS.fault_kinds())
+
 
 LIMITS = Limits(
     pool_max_size=4,
@@ -25,6 +33,7 @@ LIMITS = Limits(
     request_deadline=2.0,
     health_timeout=0.5,
     retry_after=1,
+    reconnect_timeout=1.0,
 )
 
 
@@ -36,7 +45,7 @@ def write(tmp_path: Path, name: str, body: str) -> Path:
 
 def problems(*paths: Path) -> list[str]:
     with pytest.raises(ScenarioFileError) as info:
-        load_scenarios(paths)
+        load(paths)
     return info.value.problems
 
 
@@ -88,7 +97,7 @@ scenarios:
       attributes: {latency: 300, jitter: 10}
       stream: upstream
       toxicity: 0.5
-    workload: {concurrency: 3, keys: 1, stock: 50, warmup: 5}
+    workload: {concurrency: 3, keys: 1, warmup: 5}
     duration: 1.5
     recovery_bound: 3
     expect:
@@ -113,7 +122,7 @@ scenarios:
 
 
 def test_a_file_declares_everything_a_scenario_has(tmp_path: Path) -> None:
-    first, down, victim, future = load_scenarios([write(tmp_path, "a.yaml", GOOD)])
+    first, down, victim, future = load([write(tmp_path, "a.yaml", GOOD)])
     assert isinstance(first.fault, NetworkToxic)
     assert first.fault.toxic.to_payload() == {
         "name": "latency_upstream",
@@ -122,8 +131,10 @@ def test_a_file_declares_everything_a_scenario_has(tmp_path: Path) -> None:
         "toxicity": 0.5,
         "attributes": {"latency": 300, "jitter": 10},
     }
-    assert (first.workload.concurrency, first.workload.keys, first.workload.stock) == (3, 1, 50)
-    assert (first.duration, first.recovery_bound) == (1.5, 3.0)
+    assert (first.workload.concurrency, first.workload.keys, first.workload.warmup) == (3, 1, 5)
+    assert first.duration == 1.5
+    assert first.recovery_bound.seconds(LIMITS) == 3.0
+    assert down.recovery_bound.seconds(LIMITS) == pytest.approx(1.0 + 0.5 + SLACK)
     assert first.expect.during == {200, 504}
     assert first.expect.latency[504].seconds(LIMITS) == pytest.approx(2.5)
     assert first.expect.health == 200
@@ -136,7 +147,7 @@ def test_a_file_declares_everything_a_scenario_has(tmp_path: Path) -> None:
 def test_a_directory_loads_its_yaml_files(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", GOOD)
     write(tmp_path, "notes.txt", "not a scenario file")
-    assert len(load_scenarios([tmp_path])) == 4
+    assert len(load([tmp_path])) == 4
 
 
 def test_every_problem_of_every_file_is_reported_before_anything_runs(tmp_path: Path) -> None:
@@ -214,9 +225,80 @@ def test_invalid_yaml_is_named(tmp_path: Path) -> None:
 
 
 def test_the_catalogue_is_a_scenario_file() -> None:
-    names = [s.name for s in CATALOGUE]
-    assert len(names) == len(set(names)) >= 18
-    assert "reset-peer-partial" in names
+    names = [s.name for s in catalogue(COUPONS)]
+    assert len(names) == len(set(names)) >= 24
+    assert {"reset-peer-partial", "async-failover-promoted"} <= set(names)
+
+
+HA = """
+scenarios:
+  - name: my-failover
+    description: a chain of HA faults with its expectations
+    stack: {kind: ha, patroni: {synchronous_mode: false, maximum_lag_on_failover: 1048576}}
+    fault:
+      - {kind: replication-partition, quiesce: true}
+      - {kind: await-successes, count: 5}
+      - {kind: power-cut}
+    duration: 0
+    until: {503: 3}
+    recovery_bound: loop_wait + reconnect_timeout + request_deadline + slack
+    expect:
+      during: [200, 503]
+      lost_writes: {between: [partition, promotion], at_least: 5}
+      single_primary: true
+      primary: changed
+      replicas_agree: true
+"""
+
+
+def test_a_file_declares_ha_scenarios(tmp_path: Path) -> None:
+    (s,) = load([write(tmp_path, "ha.yaml", HA)])
+    assert s.stack == "ha"
+    assert s.stack_settings == {"synchronous_mode": False, "maximum_lag_on_failover": 1048576}
+    assert isinstance(s.fault, FaultChain)
+    assert [type(f).__name__ for f in s.fault.faults] == [
+        "ReplicationPartition",
+        "AwaitSuccesses",
+        "PowerCut",
+    ]
+    assert s.until == {503: 3}
+    names = {"loop_wait": 1.0}
+    assert s.recovery_bound.seconds(LIMITS, names) == pytest.approx(1 + 1 + 2 + SLACK)
+    assert s.expect.lost_writes.between == ("partition", "promotion")
+    assert s.expect.lost_writes.at_least == 5
+    assert (s.expect.single_primary, s.expect.primary, s.expect.replicas_agree) == (
+        True,
+        "changed",
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (("stack: {kind: ha, patroni:", "stack: {kind: ha, patroni: {ttl: 5}, x:"), "stack"),
+        (("synchronous_mode: false", "synchronus_mode: false"), "stack.patroni"),
+        (("stack: {kind: ha,", "stack: {kind: local,"), "stack.kind"),
+        (("primary: changed", "primary: moved"), "expect.primary"),
+        (("at_least: 5}", "at_least: 5, at_most: 2}"), "expect.lost_writes.at_most"),
+        (("{kind: power-cut}", "{kind: power-cut, promotion: maybe}"), "fault[2]"),
+        (("until: {503: 3}", "until: {503: 0}"), "until.503"),
+    ],
+)
+def test_ha_declarations_are_checked(tmp_path: Path, change: tuple[str, str], field: str) -> None:
+    (line,) = problems(write(tmp_path, "bad.yaml", HA.replace(*change)))
+    assert f": {field}" in line, line
+
+
+def test_stack_names_are_only_for_the_stack_that_has_them(tmp_path: Path) -> None:
+    text = HA.replace(
+        "stack: {kind: ha, patroni: {synchronous_mode: false, maximum_lag_on_failover: 1048576}}",
+        "stack: any",
+    )
+    text = text.replace("single_primary: true", "single_primary: false")
+    (line,) = problems(write(tmp_path, "local.yaml", text))
+    assert "recovery_bound" in line
+    assert "loop_wait" in line
 
 
 def test_third_party_fault_kinds_come_from_entry_points(
@@ -233,7 +315,7 @@ def test_third_party_fault_kinds_come_from_entry_points(
         registry, "entry_points", lambda group: [ep] if group == "chaos.faults" else []
     )
     assert "always-down" in fault_kinds()
-    (scenario,) = load_scenarios(
+    (scenario,) = load(
         [
             write(
                 tmp_path,

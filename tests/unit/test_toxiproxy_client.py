@@ -275,7 +275,7 @@ def test_user_agent_accept_and_timeout_on_every_request(make_client: MakeClient)
     client.reset()
     for request in rec.requests:
         user_agent = request.headers["User-Agent"]
-        assert user_agent.startswith("coupon-chaos/")
+        assert user_agent.startswith("chaos-toolkit/")
         assert not user_agent.startswith("Mozilla/")
         assert request.headers["Accept"] == "application/json"
         assert request.extensions["timeout"] == {

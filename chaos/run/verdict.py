@@ -1,5 +1,6 @@
 """Checks of what clients saw around a fault: allowed answers, latency bounds, Retry-After,
-/health, recovery, no hang, and the evidence that the fault acted (`fault-observed`).
+/health, recovery, no hang, the evidence that the fault acted (`fault-observed`), and on
+clustered stacks the roles: never two primaries, the primary after the run.
 
 Pure functions of a ScenarioResult (the engine fills it), so every verdict is unit tested.
 """
@@ -9,18 +10,28 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 
-from chaos.checks.base import CheckResult, sample
-from chaos.run.result import ScenarioResult, percentile
-from chaos.scenarios.model import DEADLINE, HEALTH
+from chaos.core.bounds import DEADLINE, HEALTH
+from chaos.core.checks import CheckResult, sample
+from chaos.core.history import percentile
+from chaos.infra.roles import PRIMARY
+from chaos.run.result import ScenarioResult
 
-__all__ = ["answer_checks", "evidence", "fault_observed", "no_hang", "usual_ceiling"]
+__all__ = [
+    "answer_checks",
+    "evidence",
+    "fault_observed",
+    "no_hang",
+    "primary_after",
+    "single_primary",
+    "usual_ceiling",
+]
 
 
 def no_hang(r: ScenarioResult) -> CheckResult:
     """No request took longer than the deadline plus slack, and every one was answered."""
     bound = DEADLINE.seconds(r.limits)
     slow = [
-        (op.user_id, op.label, round(op.latency, 3))
+        (op.actor, op.label, round(op.latency, 3))
         for op in r.operations
         if op.latency > bound or op.status is None
     ]
@@ -55,7 +66,7 @@ def usual_ceiling(latencies: list[float]) -> tuple[float, str] | None:
 def evidence(r: ScenarioResult) -> dict[str, str]:
     """Every kind of evidence the run holds that the fault acted, with what was seen."""
     found: dict[str, str] = {}
-    touched = r.during() + r.transition()
+    touched = r.touched()
     failed = Counter(op.label for op in touched if op.status != 200)
     if failed:
         found["answers"] = f"answers other than 200 to requests the fault touched: {dict(failed)}"
@@ -110,7 +121,7 @@ def answer_checks(r: ScenarioResult) -> list[CheckResult]:
     limits = r.limits
     before = r.before()
     during = r.during()
-    affected = during + r.transition()
+    affected = r.touched()
     # must_see counts every request the fault touched: under a blackhole the ones caught
     # at injection answer 504 while later ones find the pool held by their cleanups (503).
     seen = {op.status for op in affected if op.status is not None}
@@ -144,7 +155,7 @@ def answer_checks(r: ScenarioResult) -> list[CheckResult]:
                 f"bound {limit:.2f} s ({bound})",
             )
         )
-    no_retry_after = [op.user_id for op in r.operations if op.status == 503 and not op.retry_after]
+    no_retry_after = [op.actor for op in r.operations if op.status == 503 and not op.retry_after]
     checks.append(
         CheckResult(
             "retry-after-on-503",
@@ -164,12 +175,14 @@ def answer_checks(r: ScenarioResult) -> list[CheckResult]:
             )
         )
     ttr = r.time_to_recover
+    recovery = r.scenario.recovery_bound.seconds(limits, r.bound_names)
+    since = "the fault's end (its over event)" if "over" in r.events else "the fault's removal"
     checks.append(
         CheckResult(
             "recovery",
-            ttr is not None and ttr <= r.scenario.recovery_bound,
-            f"first success {'never' if ttr is None else f'{ttr:.3f} s'} after the fault "
-            f"was removed; bound {r.scenario.recovery_bound:.2f} s",
+            ttr is not None and ttr <= recovery,
+            f"first success {'never' if ttr is None else f'{ttr:.3f} s'} after {since}; "
+            f"bound {recovery:.2f} s ({r.scenario.recovery_bound})",
         )
     )
     if r.recovered_at is not None:
@@ -183,7 +196,7 @@ def answer_checks(r: ScenarioResult) -> list[CheckResult]:
             )
         )
     end = r.recovered_at if r.recovered_at is not None else float("inf")
-    between = r.transition() + [op for op in r.operations if r.lifted <= op.start < end]
+    between = r.transition() + [op for op in r.operations if r.recovery_from <= op.start < end]
     stray = Counter(op.label for op in between if op.status not in exp.during | {200})
     checks.append(
         CheckResult(
@@ -196,3 +209,35 @@ def answer_checks(r: ScenarioResult) -> list[CheckResult]:
     checks.append(no_hang(r))
     checks.append(fault_observed(r))
     return checks
+
+
+def single_primary(r: ScenarioResult) -> CheckResult:
+    """Never two nodes answering primary at once (from the role monitor's changes)."""
+    latest: dict[str, str | None] = {}
+    doubles: list[tuple[float, list[str]]] = []
+    for sample_ in r.roles:
+        latest[sample_.node] = sample_.role
+        primaries = sorted(n for n, role in latest.items() if role == PRIMARY)
+        if len(primaries) > 1:
+            doubles.append((round(sample_.time, 3), primaries))
+    return CheckResult(
+        "never-two-primaries",
+        bool(r.roles) and not doubles,
+        f"{len(r.roles)} role changes watched; moments with two primaries: "
+        f"{sample(doubles) or 'none'}",
+    )
+
+
+def primary_after(r: ScenarioResult, before: str | None, after: str | None) -> CheckResult:
+    """The primary after the run is another node (`changed`) or the same (`unchanged`)."""
+    wanted = r.scenario.expect.primary
+    passed = (
+        before is not None
+        and after is not None
+        and ((after != before) if wanted == "changed" else (after == before))
+    )
+    return CheckResult(
+        "settled-primary",
+        passed,
+        f"primary {before} before the fault, {after} after the run; expected {wanted}",
+    )

@@ -1,18 +1,24 @@
 """The history of client operations and its outcome classes (Jepsen's vocabulary).
 
-- ok:   200; the claim must exist.
-- fail: 400/404/409, and a 503 raised before any statement ran (`X-Write-Attempted:
-        false`); no new claim may exist.
-- info: 504, a 503 after statements ran, 500, and client-side errors; the claim may
-        or may not exist.
+An operation is one request of the workload: a `kind` and a `key` of the target's
+choosing, sent by an `actor` (unique per operation in a workload, so a target can use it
+as the writer's identity). Its outcome class says what a client may conclude:
+
+- ok:   200/201; the write must exist.
+- fail: 400/404/409/413, and a 503 raised before any statement ran (`X-Write-Attempted:
+        false`); the write must not exist.
+- info: 504, a 503 after statements ran, 500, and client-side errors; the write may or
+        may not exist.
 """
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-__all__ = ["History", "Operation", "Outcome", "classify"]
+__all__ = ["History", "Operation", "Outcome", "classify", "percentile"]
 
 
 class Outcome(StrEnum):
@@ -39,8 +45,8 @@ class Operation:
     """One client request: times are seconds on the run's monotonic clock."""
 
     kind: str
-    user_id: str
-    coupon: str
+    actor: str
+    key: str
     start: float
     end: float
     status: int | None
@@ -73,3 +79,14 @@ class History:
     def add(self, op: Operation) -> None:
         """Record one operation."""
         self.operations.append(op)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Percentile `q` (1..99) of `values` by the inclusive method (linear interpolation
+    between order statistics, as numpy's default); None when there are none. The one
+    percentile of the toolkit and the benchmarks."""
+    if not values:
+        return None
+    if len(values) == 1:
+        return float(values[0])
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]

@@ -13,15 +13,15 @@ from typing import Any, TypeVar
 
 import httpx
 
+from chaos.core.history import History, Operation
 from chaos.errors import ChaosError
-from chaos.run.history import History, Operation
 
 __all__ = ["LiveWorkload", "Operate", "run_operations", "sender_client"]
 
 T = TypeVar("T")
 
 Operate = Callable[..., Awaitable[Operation]]
-"""`operate(client, user, key, *, clock_zero=...)`: one recorded operation (Target.operate)."""
+"""`operate(client, actor, key, *, clock_zero=...)`: one recorded operation (Target.operate)."""
 
 
 def sender_client(base_url: str, timeout: float, ssl_context: ssl.SSLContext) -> httpx.AsyncClient:
@@ -42,7 +42,7 @@ async def run_operations(
     client_timeout: float,
     clock_zero: float = 0.0,
 ) -> list[Operation]:
-    """Send one operation per (user, key), at most `concurrency` at once (all by default)."""
+    """Send one operation per (actor, key), at most `concurrency` at once (all by default)."""
     senders = min(concurrency or len(requests), len(requests))
     queue: asyncio.Queue[tuple[int, tuple[str, str]]] = asyncio.Queue()
     for item in enumerate(requests):
@@ -53,8 +53,8 @@ async def run_operations(
     async def sender() -> None:
         async with sender_client(base_url, client_timeout, ssl_context) as client:
             while not queue.empty():
-                index, (user, key) = queue.get_nowait()
-                results[index] = await operate(client, user, key, clock_zero=clock_zero)
+                index, (actor, key) = queue.get_nowait()
+                results[index] = await operate(client, actor, key, clock_zero=clock_zero)
 
     await asyncio.gather(*(sender() for _ in range(senders)))
     return [op for op in results if op is not None]
@@ -63,7 +63,7 @@ async def run_operations(
 class LiveWorkload:
     """Continuous traffic from a background thread, recorded into a history.
 
-    `concurrency` workers each send one operation after another, every one by a new user,
+    `concurrency` workers each send one operation after another, every one by a new actor,
     round-robin over `keys`. The main thread can pause the traffic (waiting until no
     operation is in flight), resume it, and send operations of its own that are recorded too.
     """
@@ -77,7 +77,7 @@ class LiveWorkload:
         concurrency: int,
         client_timeout: float,
         clock_zero: float,
-        user_prefix: str,
+        actor_prefix: str,
     ) -> None:
         self.base_url = base_url
         self.keys = list(keys)
@@ -85,7 +85,7 @@ class LiveWorkload:
         self.concurrency = concurrency
         self.client_timeout = client_timeout
         self.clock_zero = clock_zero
-        self.user_prefix = user_prefix
+        self.actor_prefix = actor_prefix
         self.history = History()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -97,7 +97,7 @@ class LiveWorkload:
         self._in_flight = 0
         self._clients: list[httpx.AsyncClient] = []
         self._spare: httpx.AsyncClient | None = None
-        self._next_user = 0
+        self._next_actor = 0
 
     def _record(self, op: Operation) -> None:
         with self._lock:
@@ -108,10 +108,10 @@ class LiveWorkload:
         with self._lock:
             return list(self.history.operations)
 
-    def _new_user(self) -> str:
+    def _new_actor(self) -> str:
         with self._lock:
-            self._next_user += 1
-            return f"{self.user_prefix}-{self._next_user}"
+            self._next_actor += 1
+            return f"{self.actor_prefix}-{self._next_actor}"
 
     def start(self, *, timeout: float) -> None:
         """Start the thread and its workers; ChaosError if they are not ready in time."""
@@ -151,13 +151,13 @@ class LiveWorkload:
                 break
             key = self.keys[turn % len(self.keys)]
             turn += self.concurrency
-            await self._tracked(self._clients[index], self._new_user(), key)
+            await self._tracked(self._clients[index], self._new_actor(), key)
 
-    async def _tracked(self, client: httpx.AsyncClient, user: str, key: str) -> Operation:
+    async def _tracked(self, client: httpx.AsyncClient, actor: str, key: str) -> Operation:
         assert self._idle is not None
         self._in_flight += 1
         try:
-            op = await self.operate(client, user, key, clock_zero=self.clock_zero)
+            op = await self.operate(client, actor, key, clock_zero=self.clock_zero)
             self._record(op)
             return op
         finally:
@@ -188,11 +188,11 @@ class LiveWorkload:
         assert self._running is not None
         self._loop.call_soon_threadsafe(self._running.set)
 
-    def submit(self, user: str, key: str) -> concurrent.futures.Future[Operation]:
+    def submit(self, actor: str, key: str) -> concurrent.futures.Future[Operation]:
         """Send one operation of the main thread's, recorded like the others."""
         assert self._loop is not None
         assert self._spare is not None
-        coro = self._tracked(self._spare, user, key)
+        coro = self._tracked(self._spare, actor, key)
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def stop(self, *, timeout: float) -> None:

@@ -10,25 +10,24 @@ from dataclasses import asdict, dataclass
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from chaos.core.limits import Limits
 from chaos.errors import ChaosError, WaitTimeout
 from chaos.infra.postgres import PostgresAdmin
 from chaos.infra.waiting import wait_for
 
 __all__ = [
-    "CANCEL_AND_DRAIN",
     "Leak",
-    "Limits",
     "Snapshot",
+    "read_limits",
     "read_metrics",
     "snapshot",
     "wait_for_baseline",
 ]
 
-CANCEL_AND_DRAIN = 10.0
-"""Seconds psycopg spends on abandoned work against a silent server: its cancel request
-times out after 5 s, then its drain after 5 s more (DESIGN section 7, measured). The one
-literal of the timing model; every other bound is derived from it and the service's
-limits."""
+
+def read_limits(client: httpx.Client) -> Limits:
+    """The limits the running service reports."""
+    return Limits.from_metrics(read_metrics(client))
 
 
 def read_metrics(client: httpx.Client) -> dict[str, float]:
@@ -44,55 +43,6 @@ def read_metrics(client: httpx.Client) -> dict[str, float]:
             labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
             out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """The service's configured limits, read from its `service_limit` gauges."""
-
-    pool_max_size: int
-    pool_min_size: int
-    pool_max_waiting: int
-    acquire_timeout: float
-    statement_timeout: float
-    connect_timeout: float
-    request_deadline: float
-    health_timeout: float
-    retry_after: int
-
-    @property
-    def cleanup_bound(self) -> float:
-        """Seconds after which any request's work has finished, cleanup included: the
-        deadline, then psycopg's cancel and drain of the abandoned work."""
-        return self.request_deadline + CANCEL_AND_DRAIN
-
-    @property
-    def settle_bound(self) -> float:
-        """Seconds the leak probes wait for the baseline (twice the cleanup bound: work
-        abandoned at the end of a fault may start its cleanup one bound late)."""
-        return 2 * self.cleanup_bound
-
-    @classmethod
-    def from_metrics(cls, metrics: dict[str, float]) -> Limits:
-        """Parse the `service_limit{name=...}` samples."""
-
-        def get(name: str) -> float:
-            try:
-                return metrics[f"service_limit{{name={name}}}"]
-            except KeyError as exc:
-                raise ChaosError(f"service exports no limit {name!r}") from exc
-
-        return cls(
-            pool_max_size=int(get("db_pool_max_size")),
-            pool_min_size=int(get("db_pool_min_size")),
-            pool_max_waiting=int(get("db_pool_max_waiting")),
-            acquire_timeout=get("db_pool_acquire_timeout"),
-            statement_timeout=get("db_statement_timeout"),
-            connect_timeout=get("db_connect_timeout"),
-            request_deadline=get("request_deadline"),
-            health_timeout=get("health_timeout"),
-            retry_after=int(get("retry_after")),
-        )
 
 
 @dataclass(frozen=True, slots=True)
