@@ -179,32 +179,30 @@ class Switchover(Fault):
     def kind(self) -> str:
         return "switchover (Patroni)"
 
+    def _request(self, stack: HaStack, old: str, candidate: str) -> None:
+        _post(stack, old, "/switchover", {"leader": old, "candidate": candidate})
+
     def inject(self, ctx: FaultContext) -> None:
         stack, _ = _ha(ctx)
         old = _leader(stack)
         candidate = stack.standbys_of(old)[0]
-        since = ctx.mark("switchover")
+        what = self.kind.split(" ")[0]
+        since = ctx.mark(what)
         ctx.in_effect()
-        _post(stack, old, "/switchover", {"leader": old, "candidate": candidate})
-        _await_promotion(ctx, old, since, promotion_bound(stack), "the switchover request")
+        self._request(stack, old, candidate)
+        _await_promotion(ctx, old, since, promotion_bound(stack), f"the {what} request")
 
 
 @dataclass(frozen=True)
-class ManualFailover(Fault):
+class ManualFailover(Switchover):
     """Patroni's manual failover to a standby, whatever the primary's state."""
 
     @property
     def kind(self) -> str:
         return "failover (Patroni)"
 
-    def inject(self, ctx: FaultContext) -> None:
-        stack, _ = _ha(ctx)
-        old = _leader(stack)
-        candidate = stack.standbys_of(old)[0]
-        since = ctx.mark("failover")
-        ctx.in_effect()
+    def _request(self, stack: HaStack, old: str, candidate: str) -> None:
         _post(stack, candidate, "/failover", {"candidate": candidate})
-        _await_promotion(ctx, old, since, promotion_bound(stack), "the failover request")
 
 
 @dataclass(frozen=True)

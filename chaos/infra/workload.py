@@ -8,6 +8,7 @@ import concurrent.futures
 import contextlib
 import ssl
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -16,12 +17,51 @@ import httpx
 from chaos.core.history import History, Operation
 from chaos.errors import ChaosError
 
-__all__ = ["LiveWorkload", "Operate", "run_operations", "sender_client"]
+__all__ = ["LiveWorkload", "Operate", "run_operations", "send_recorded", "sender_client"]
 
 T = TypeVar("T")
 
 Operate = Callable[..., Awaitable[Operation]]
 """`operate(client, actor, key, *, clock_zero=...)`: one recorded operation (Target.operate)."""
+
+
+async def send_recorded(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    json: object,
+    kind: str,
+    actor: str,
+    key: str,
+    clock_zero: float = 0.0,
+) -> Operation:
+    """Send one request and record it as an operation (the answer's status, Retry-After
+    and X-Write-Attempted); client-side errors (timeouts, resets) are recorded, not
+    raised. A target's `operate` is usually this call with its route and body."""
+    start = time.monotonic() - clock_zero
+    status: int | None = None
+    error = retry_after = write_attempted = None
+    try:
+        resp = await client.request(method, url, json=json)
+        status = resp.status_code
+        retry_after = resp.headers.get("retry-after")
+        write_attempted = resp.headers.get("x-write-attempted")
+    except httpx.TimeoutException:
+        error = "timeout"
+    except httpx.HTTPError as exc:
+        error = type(exc).__name__
+    return Operation(
+        kind=kind,
+        actor=actor,
+        key=key,
+        start=start,
+        end=time.monotonic() - clock_zero,
+        status=status,
+        error=error,
+        retry_after=retry_after,
+        write_attempted=write_attempted,
+    )
 
 
 def sender_client(base_url: str, timeout: float, ssl_context: ssl.SSLContext) -> httpx.AsyncClient:

@@ -9,7 +9,6 @@ module).
 from __future__ import annotations
 
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -25,7 +24,7 @@ from chaos.faults.base import Fault, FaultContext, FaultFactory
 from chaos.infra.postgres import PostgresAdmin
 from chaos.infra.probes import read_metrics
 from chaos.infra.waiting import wait_for
-from chaos.infra.workload import run_operations
+from chaos.infra.workload import run_operations, send_recorded
 
 __all__ = [
     "CLIENT_TIMEOUT",
@@ -57,31 +56,15 @@ async def claim_once(
     client: httpx.AsyncClient, user_id: str, coupon: str, *, clock_zero: float = 0.0
 ) -> Operation:
     """Send one claim; client-side errors (timeouts, resets) are recorded, not raised."""
-    start = time.monotonic() - clock_zero
-    status: int | None = None
-    error: str | None = None
-    retry_after = write_attempted = None
-    try:
-        resp = await client.post(
-            "/api/coupons/claim", json={"user_id": user_id, "coupon_name": coupon}
-        )
-        status = resp.status_code
-        retry_after = resp.headers.get("retry-after")
-        write_attempted = resp.headers.get("x-write-attempted")
-    except httpx.TimeoutException:
-        error = "timeout"
-    except httpx.HTTPError as exc:
-        error = type(exc).__name__
-    return Operation(
+    return await send_recorded(
+        client,
+        "POST",
+        "/api/coupons/claim",
+        json={"user_id": user_id, "coupon_name": coupon},
         kind="claim",
         actor=user_id,
         key=coupon,
-        start=start,
-        end=time.monotonic() - clock_zero,
-        status=status,
-        error=error,
-        retry_after=retry_after,
-        write_attempted=write_attempted,
+        clock_zero=clock_zero,
     )
 
 

@@ -10,7 +10,6 @@ write per writer and key.
 from __future__ import annotations
 
 import sys
-import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -24,6 +23,7 @@ from chaos.core.history import Operation, Outcome
 from chaos.errors import ScenarioError
 from chaos.faults.base import FaultFactory
 from chaos.infra.postgres import PostgresAdmin
+from chaos.infra.workload import send_recorded
 from tests.kv.service import APPLICATION_NAME
 
 __all__ = ["KV", "SCENARIOS", "KvState", "KvTarget"]
@@ -72,28 +72,16 @@ class KvTarget:
     async def operate(
         self, client: httpx.AsyncClient, actor: str, key: str, *, clock_zero: float
     ) -> Operation:
-        start = time.monotonic() - clock_zero
-        status: int | None = None
-        error = retry_after = write_attempted = None
-        try:
-            resp = await client.put(f"/kv/{key}", json={"writer": actor, "value": 1})
-            status = resp.status_code
-            retry_after = resp.headers.get("retry-after")
-            write_attempted = resp.headers.get("x-write-attempted")
-        except httpx.TimeoutException:
-            error = "timeout"
-        except httpx.HTTPError as exc:
-            error = type(exc).__name__
-        return Operation(
+        body = {"writer": actor, "value": 1}
+        return await send_recorded(
+            client,
+            "PUT",
+            f"/kv/{key}",
+            json=body,
             kind="write",
             actor=actor,
             key=key,
-            start=start,
-            end=time.monotonic() - clock_zero,
-            status=status,
-            error=error,
-            retry_after=retry_after,
-            write_attempted=write_attempted,
+            clock_zero=clock_zero,
         )
 
     def read_state(self, admin: PostgresAdmin, keys: Sequence[str]) -> KvState:
