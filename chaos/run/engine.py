@@ -93,6 +93,12 @@ def run_scenario(
     say = progress or (lambda _msg: None)
     run_id = uuid.uuid4().hex[:8]
     zero = time.monotonic()
+    exp = scenario.expect
+    if (exp.single_primary or exp.primary or exp.replicas_agree) and not stack.role_urls():
+        raise ScenarioError(
+            f"scenario {scenario.name} expects cluster roles; {type(stack).__name__} has one "
+            "database"
+        )
     with boundary("preparing the stack"):
         stack.prepare(scenario.stack_settings)
     result = ScenarioResult(
@@ -301,12 +307,6 @@ def _cluster_checks(
     """The expectations about a cluster's nodes: one primary at a time, which one after
     the run, and every node holding the primary's writes."""
     exp = result.scenario.expect
-    wanted = exp.single_primary or exp.primary is not None or exp.replicas_agree
-    if wanted and not result.nodes:
-        raise ScenarioError(
-            f"scenario {result.scenario.name} expects cluster roles; {type(stack).__name__} "
-            "has one database"
-        )
     checks: list[CheckResult] = []
     if exp.single_primary:
         checks.append(single_primary(result))
