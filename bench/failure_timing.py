@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     def say(msg: str) -> None:
         print(f"[{time.monotonic() - started:7.1f} s] {msg}", flush=True)
 
-    stack = LocalStack()
+    stack = LocalStack(service_settings_names=COUPONS.settings_names)
     try:
         say("starting PostgreSQL, Toxiproxy and the service")
         stack.start()

@@ -95,6 +95,7 @@ from chaos.infra.service import ServiceProcess
 from chaos.infra.stack import find_toxiproxy_server
 from chaos.infra.toxiproxy import Latency, ToxiproxyClient
 from chaos.infra.waiting import wait_for
+from chaos.targets.coupons import COUPONS
 
 __all__ = ["build_parser", "main"]
 
@@ -162,7 +163,9 @@ class Run:
 
     @contextmanager
     def service(self, database_url: str) -> Iterator[ServiceProcess]:
-        svc = ServiceProcess(database_url=database_url, env=self.settings)
+        svc = ServiceProcess(
+            database_url=database_url, env=self.settings, settings_names=COUPONS.settings_names
+        )
         svc.start()
         self.say(f"service on port {svc.port} (pid {svc.pid})")
         try:

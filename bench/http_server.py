@@ -64,6 +64,7 @@ from chaos.infra.postgres import PostgresCluster
 from chaos.infra.processes import ManagedProcess
 from chaos.infra.service import ServiceProcess
 from chaos.infra.waiting import wait_for
+from chaos.targets.coupons import COUPONS
 
 __all__ = ["main"]
 
@@ -122,7 +123,12 @@ def running(
 ) -> Iterator[tuple[ManagedProcess, int]]:
     """The candidate serving on its port until /health answers; stopped on exit."""
     # ServiceProcess gives the same environment and port the service always gets.
-    svc = ServiceProcess(database_url=database_url, env=candidate.env, log_dir=log_dir)
+    svc = ServiceProcess(
+        database_url=database_url,
+        env=candidate.env,
+        log_dir=log_dir,
+        settings_names=COUPONS.settings_names,
+    )
     argv = [a if a != "PORT" else str(svc.port) for a in candidate.argv]
     proc = ManagedProcess(
         argv,

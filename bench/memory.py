@@ -43,6 +43,7 @@ from bench.common import (
 from chaos.infra.postgres import PostgresCluster
 from chaos.infra.probes import read_metrics
 from chaos.infra.service import ServiceProcess
+from chaos.targets.coupons import COUPONS
 
 __all__ = ["main"]
 
@@ -162,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         say("starting PostgreSQL and the service")
         cluster.start()
-        service = ServiceProcess(database_url=cluster.url, env=env)
+        service = ServiceProcess(
+            database_url=cluster.url, env=env, settings_names=COUPONS.settings_names
+        )
         service.start()
         assert service.pid is not None
         proc = psutil.Process(service.pid)

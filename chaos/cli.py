@@ -30,7 +30,13 @@ from chaos.errors import ChaosError
 from chaos.infra.ha_stack import HaStack
 from chaos.infra.postgres import PostgresCluster
 from chaos.infra.service import ServiceProcess
-from chaos.infra.stack import ExternalStack, LocalStack, Stack, StackEndpoints
+from chaos.infra.stack import (
+    ExternalStack,
+    LocalStack,
+    Stack,
+    StackEndpoints,
+    require_docker_sdk,
+)
 from chaos.report.writers import summary_table, write_reports
 from chaos.run.engine import run_selection
 from chaos.run.result import ScenarioResult
@@ -70,14 +76,26 @@ def _wait_for_interrupt() -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    with PostgresCluster() as pg, ServiceProcess(database_url=pg.url, port=args.port) as svc:
+    target = load_target(args.target)
+    with (
+        PostgresCluster() as pg,
+        ServiceProcess(
+            database_url=pg.url,
+            port=args.port,
+            command=target.service_command,
+            settings_names=target.settings_names,
+        ) as svc,
+    ):
         print(f"service on {svc.url} (database {pg.url}); Ctrl-C stops both", flush=True)
         _wait_for_interrupt()
     return 0
 
 
 def _up(args: argparse.Namespace) -> int:
-    stack = LocalStack()
+    target = load_target(args.target)
+    stack = LocalStack(
+        service_command=target.service_command, service_settings_names=target.settings_names
+    )
     try:
         stack.start()
         if args.json:
@@ -133,6 +151,7 @@ def _stack_for(args: argparse.Namespace, target: Target) -> Iterator[Stack]:
         ext.start()
         yield ext
     elif args.stack == "compose":
+        require_docker_sdk()  # before minutes of image builds, not after
         project, endpoints = compose_endpoints(Path(args.compose_file))
         project = args.compose_project or project
         with _compose(Path(args.compose_file), project):
@@ -140,10 +159,11 @@ def _stack_for(args: argparse.Namespace, target: Target) -> Iterator[Stack]:
             ext.start()
             yield ext
     else:
+        command, names = target.service_command, target.settings_names
         local: Stack = (
-            HaStack(service_command=target.service_command)
+            HaStack(service_command=command, service_settings_names=names)
             if args.stack == "ha"
-            else LocalStack(service_command=target.service_command)
+            else LocalStack(service_command=command, service_settings_names=names)
         )
         try:
             say(f"starting the {args.stack} stack (PostgreSQL, Toxiproxy, the service)")
@@ -248,6 +268,10 @@ def _scenario_arguments(parser: argparse.ArgumentParser) -> None:
         help="where to run: local processes, docker-compose.ci.yml, or the HA stack "
         "(which runs the scenarios that need it)",
     )
+    _target_argument(parser)
+
+
+def _target_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",
         default=os.environ.get("CHAOS_TARGET", DEFAULT_TARGET),
@@ -296,10 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="PostgreSQL, Toxiproxy and the service, until Ctrl-C")
     up.add_argument("--json", action="store_true", help="print one JSON line once ready")
+    _target_argument(up)
     up.set_defaults(func=_up)
 
     serve = sub.add_parser("serve", help="the service over a throwaway PostgreSQL, until Ctrl-C")
     serve.add_argument("--port", type=int, default=3000)
+    _target_argument(serve)
     serve.set_defaults(func=_serve)
     return parser
 

@@ -163,7 +163,12 @@ class ChaosConfig:
         """An ExternalStack when a service URL is given, else a LocalStack running the
         target's service."""
         if not self.external:
-            return LocalStack(service_command=target.service_command if target else None)
+            if target is None:
+                return LocalStack()
+            return LocalStack(
+                service_command=target.service_command,
+                service_settings_names=target.settings_names,
+            )
         if not (self.toxiproxy_url and self.database_url):
             raise ChaosError(
                 "an external stack needs --chaos-toxiproxy-url and --chaos-database-url"
@@ -321,7 +326,10 @@ def chaos_stack(chaos_config: ChaosConfig, chaos_target: Target) -> Iterator[Sta
 def chaos_ha_stack(chaos_target: Target) -> Iterator[HaStack]:
     """The HA stack (etcd, Patroni nodes, Toxiproxy, the target's service), started once
     per session and always torn down."""
-    stack = HaStack(service_command=chaos_target.service_command)
+    stack = HaStack(
+        service_command=chaos_target.service_command,
+        service_settings_names=chaos_target.settings_names,
+    )
     try:
         stack.start()
         yield stack

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Wheels of the service's runtime dependencies (pyproject's [project].dependencies), built
+# Wheels of the service's runtime dependencies (pyproject's `service` extra), built
 # on the host into images/wheels/ for the Dockerfile, which installs them with
 # `pip install --no-index`: the image build needs no network, here or in GitHub Actions.
 # The wheels must fit the image's Python, so $PYTHON must be the version the Dockerfile's
@@ -24,6 +24,6 @@ mkdir -p "$OUT"
 import tomllib
 
 with open("pyproject.toml", "rb") as f:
-    print("\n".join(tomllib.load(f)["project"]["dependencies"]))
+    print("\n".join(tomllib.load(f)["project"]["optional-dependencies"]["service"]))
 PY
 "$PYTHON" -m pip wheel -q --wheel-dir "$OUT" -r "$OUT/requirements.txt"

@@ -10,6 +10,7 @@ import httpx
 from chaos.infra.postgres import PostgresAdmin
 from chaos.infra.probes import read_metrics
 from chaos.infra.service import ServiceProcess
+from chaos.targets.coupons import COUPONS
 
 __all__ = ["claims_of", "metric", "remaining_of", "running_service"]
 
@@ -20,7 +21,7 @@ def running_service(
 ) -> Iterator[ServiceProcess]:
     """The real service (`python -m app`) with these settings, stopped on exit even when
     its start failed half-way."""
-    proc = ServiceProcess(database_url=database_url, env=env)
+    proc = ServiceProcess(database_url=database_url, env=env, settings_names=COUPONS.settings_names)
     try:
         proc.start()
         yield proc

@@ -31,7 +31,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -273,6 +273,7 @@ class HaStack(Stack):
         patroni: PatroniSettings | None = None,
         service_settings: Mapping[str, str] = HA_SERVICE_SETTINGS,
         service_command: Sequence[str] | None = None,
+        service_settings_names: Collection[str] = (),
         start_timeout: float = 120.0,
     ) -> None:
         if nodes < 2:
@@ -281,6 +282,7 @@ class HaStack(Stack):
         self.patroni_settings = patroni or PatroniSettings()
         self.service_settings = dict(service_settings)
         self.service_command = list(service_command) if service_command else None
+        self.service_settings_names = service_settings_names
         self.start_timeout = start_timeout
         self.workdir: Path | None = None
         self.nodes: list[HaNode] = []
@@ -332,6 +334,7 @@ class HaStack(Stack):
                 log_dir=self.workdir,
                 start_timeout=self.start_timeout,
                 command=self.service_command,
+                settings_names=self.service_settings_names,
             )
             self.service.start()
             self.endpoints = StackEndpoints(

@@ -10,7 +10,7 @@ client-side balancer behaves.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
 
@@ -44,6 +44,7 @@ class ServiceReplicas:
         first_index: int = 0,
         log_dir: Path | None = None,
         command: Sequence[str] | None = None,
+        settings_names: Collection[str] = (),
     ) -> None:
         if count < 1:
             raise ChaosError(f"replicas need a count of at least 1, got {count}")
@@ -54,6 +55,7 @@ class ServiceReplicas:
                 env={**env, "DB_APPLICATION_NAME": replica_application_name(i, application_name)},
                 log_dir=log_dir,
                 command=command,
+                settings_names=settings_names,
             )
             for i in self.indexes
         ]

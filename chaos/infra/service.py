@@ -6,12 +6,11 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import httpx
 
-from app.settings import Settings
 from chaos.infra.processes import ManagedProcess
 from chaos.infra.timing import PROBE_TIMEOUT, START_TIMEOUT
 from chaos.infra.waiting import free_port, wait_for
@@ -31,6 +30,7 @@ class ServiceProcess:
         start_timeout: float = START_TIMEOUT,
         log_dir: Path | None = None,
         command: Sequence[str] | None = None,
+        settings_names: Collection[str] = (),
     ) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
@@ -38,6 +38,7 @@ class ServiceProcess:
         self.extra_env = dict(env or {})
         self.start_timeout = start_timeout
         self.command = list(command) if command else [sys.executable, "-m", "app"]
+        self.settings_names = {name.upper() for name in settings_names}
         self._own_log_dir = log_dir is None
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="chaos-svc-"))
         self._process: ManagedProcess | None = None
@@ -55,9 +56,8 @@ class ServiceProcess:
     def environment(self) -> dict[str, str]:
         """The environment the service starts with (settings are environment variables)."""
         # The caller's shell must not change the settings silently: every variable the
-        # service reads comes from here, or it takes its default.
-        own = {name.upper() for name in Settings.model_fields}
-        env = {k: v for k, v in os.environ.items() if k.upper() not in own}
+        # service reads (`settings_names`) comes from here, or it takes its default.
+        env = {k: v for k, v in os.environ.items() if k.upper() not in self.settings_names}
         env.update(
             {
                 "DATABASE_URL": self.database_url,

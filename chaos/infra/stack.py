@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,12 +32,14 @@ from chaos.infra.waiting import free_port, wait_for
 
 __all__ = [
     "CHAOS_SERVICE_SETTINGS",
+    "COMPOSE_EXTRA",
     "PROXY_NAME",
     "ExternalStack",
     "LocalStack",
     "Stack",
     "StackEndpoints",
     "find_toxiproxy_server",
+    "require_docker_sdk",
     "start_toxiproxy",
     "with_address",
 ]
@@ -73,7 +75,9 @@ def find_toxiproxy_server() -> Path:
     if built.exists():
         return built
     raise ProcessError(
-        "no Toxiproxy server: run ./dev setup (builds it into .cache/bin) or set TOXIPROXY_SERVER"
+        "no Toxiproxy server: in this repository run ./dev setup (it builds one into "
+        ".cache/bin); elsewhere `go install github.com/Shopify/toxiproxy/v2/cmd/server@v2.12.0` "
+        "and set TOXIPROXY_SERVER to the binary (or put it on PATH as toxiproxy-server)"
     )
 
 
@@ -206,6 +210,21 @@ def start_toxiproxy(
     return process, url, ports
 
 
+COMPOSE_EXTRA = "pip install 'coupon-chaos[compose]'"
+"""The one line that installs what the compose stack needs beyond a plain install."""
+
+
+def require_docker_sdk() -> Any:
+    """The Docker SDK (the `compose` extra); ChaosError naming the extra when missing."""
+    try:
+        import docker
+    except ImportError as exc:
+        raise ChaosError(
+            f"the compose stack's database faults need the Docker SDK: {COMPOSE_EXTRA}"
+        ) from exc
+    return docker
+
+
 def with_address(url: str, host: str, port: int) -> str:
     """`url` with its host and port replaced (user and password kept)."""
     parts = urlsplit(url)
@@ -222,11 +241,13 @@ class LocalStack(Stack):
         *,
         service_settings: Mapping[str, str] = CHAOS_SERVICE_SETTINGS,
         service_command: Sequence[str] | None = None,
+        service_settings_names: Collection[str] = (),
         service_port: int | None = None,
         toxiproxy_port: int | None = None,
     ) -> None:
         self.service_settings = dict(service_settings)
         self.service_command = list(service_command) if service_command else None
+        self.service_settings_names = service_settings_names
         self._service_port = service_port
         self._toxiproxy_port = toxiproxy_port
         self.workdir: Path | None = None
@@ -252,6 +273,7 @@ class LocalStack(Stack):
                 port=self._service_port,
                 log_dir=self.workdir,
                 command=self.service_command,
+                settings_names=self.service_settings_names,
             )
             self.service.start()
             self.endpoints = StackEndpoints(
@@ -331,7 +353,7 @@ class ExternalStack(Stack):
             raise ChaosError(
                 "database process faults need a compose project (--chaos-compose-project)"
             )
-        import docker  # the Docker SDK, only needed on this path
+        docker = require_docker_sdk()
 
         client = docker.from_env()
         found = client.containers.list(

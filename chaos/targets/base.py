@@ -17,7 +17,7 @@ writes absent when the scenario asks, and the target's own invariants (`check`).
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -53,6 +53,11 @@ class Target(Protocol):
     def service_command(self) -> Sequence[str]:
         """The argv that runs the service (local and HA stacks start it); it reads its
         settings from the environment, as the service of this repository does."""
+
+    @property
+    def settings_names(self) -> Collection[str]:
+        """The environment variables the service reads its settings from: a stack drops
+        inherited values of these, so only the settings it passes apply."""
 
     @property
     def write_kinds(self) -> frozenset[str]:

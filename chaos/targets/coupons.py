@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +47,43 @@ is configured with, so that a hang shows as a client timeout rather than a wait.
 
 ClaimRequest = tuple[str, str]
 """(user_id, coupon_name)."""
+
+SETTINGS_NAMES = frozenset(
+    {
+        "DATABASE_URL",
+        "DB_APPLICATION_NAME",
+        "DB_CONNECT_TIMEOUT",
+        "DB_HOST",
+        "DB_NAME",
+        "DB_PASSWORD",
+        "DB_POOL_ACQUIRE_TIMEOUT",
+        "DB_POOL_MAX_SIZE",
+        "DB_POOL_MAX_WAITING",
+        "DB_POOL_MIN_SIZE",
+        "DB_PORT",
+        "DB_RECONNECT_TIMEOUT",
+        "DB_SSL_MODE",
+        "DB_STATEMENT_TIMEOUT",
+        "DB_USER",
+        "HEALTH_TIMEOUT",
+        "HTTP_BODY_TIMEOUT",
+        "HTTP_HEAD_TIMEOUT",
+        "HTTP_IDLE_TIMEOUT",
+        "HTTP_MAX_CONNECTIONS",
+        "HTTP_MAX_HEADER_BYTES",
+        "HTTP_MAX_IN_PROGRESS",
+        "LOG_LEVEL",
+        "MAX_BODY_BYTES",
+        "REQUEST_DEADLINE",
+        "RETRY_AFTER",
+        "SERVER_HOST",
+        "SERVER_PORT",
+        "SOLD_OUT_TRUST",
+        "STARTUP_TIMEOUT",
+    }
+)
+"""The environment variables the service reads (app/settings.py; the toolkit does not
+import the service, which is not in the wheel: a unit test keeps the two in step)."""
 
 STOCK = 1_000_000
 """The stock of a coupon the workload contends on: no run sells it out."""
@@ -293,6 +330,8 @@ class CouponsTarget:
     service_command: Sequence[str] = (sys.executable, "-m", "app")
     write_kinds = frozenset({"claim"})
     scenario_files: Sequence[Path] = (Path(__file__).with_name("coupons.yaml"),)
+
+    settings_names: Collection[str] = SETTINGS_NAMES
 
     def create_key(self, service: httpx.Client, name: str) -> str:
         return create_coupon(service, name, STOCK)

@@ -43,7 +43,7 @@ SETTLE_TIMEOUT = 15.0
 
 def test_killing_one_replica_mid_load_leaves_the_others_serving() -> None:
     deadline = float(CHAOS_SERVICE_SETTINGS["REQUEST_DEADLINE"])
-    stack = LocalStack()
+    stack = LocalStack(service_settings_names=COUPONS.settings_names)
     replicas: ServiceReplicas | None = None
     spread: SpreadWorkload | None = None
     try:
@@ -53,6 +53,7 @@ def test_killing_one_replica_mid_load_leaves_the_others_serving() -> None:
             count=REPLICAS,
             env=CHAOS_SERVICE_SETTINGS,
             application_name=COUPONS.application_name,
+            settings_names=COUPONS.settings_names,
         )
         replicas.start()
         coupon = f"REPLICAS-{time.monotonic_ns()}"

@@ -24,6 +24,7 @@ from chaos.infra.postgres import PostgresAdmin
 from chaos.infra.probes import read_metrics
 from chaos.infra.service import ServiceProcess
 from chaos.infra.waiting import wait_for
+from chaos.targets.coupons import COUPONS
 from tests.conftest import SERVICE_SETTINGS
 from tests.helpers import claims_of, metric, remaining_of, running_service
 
@@ -365,7 +366,7 @@ def capped_service(database_url: str, admin: PostgresAdmin) -> Iterator[ServiceP
         "HTTP_MAX_CONNECTIONS": str(CAP),
         "HTTP_IDLE_TIMEOUT": str(CAP_IDLE_TIMEOUT),
     }
-    proc = ServiceProcess(database_url=database_url, env=env)
+    proc = ServiceProcess(database_url=database_url, env=env, settings_names=COUPONS.settings_names)
     try:
         proc.start()
         admin.query("TRUNCATE claims, coupons RESTART IDENTITY CASCADE")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from chaos.errors import ScenarioError
 from chaos.faults.base import FaultFactory
 from chaos.infra.postgres import PostgresAdmin
 from chaos.infra.workload import send_recorded
-from tests.kv.service import APPLICATION_NAME
+from tests.kv.service import APPLICATION_NAME, KvSettings
 
 __all__ = ["KV", "SCENARIOS", "KvState", "KvTarget"]
 
@@ -62,6 +62,10 @@ class KvTarget:
     service_command: Sequence[str] = _COMMAND
     write_kinds = frozenset({"write"})
     scenario_files: Sequence[Path] = ()
+
+    @property
+    def settings_names(self) -> Collection[str]:
+        return frozenset(name.upper() for name in KvSettings.model_fields)
 
     def create_key(self, service: httpx.Client, name: str) -> str:
         resp = service.post("/kv", json={"key": name})

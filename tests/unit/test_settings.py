@@ -73,3 +73,11 @@ def test_contradictions_are_refused_naming_variables_and_values(
 def test_the_waiting_cap_is_only_a_memory_guard(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DB_POOL_MAX_WAITING", raising=False)
     assert Settings().db_pool_max_waiting >= 10_000
+
+
+def test_the_coupon_target_names_every_setting_the_service_reads() -> None:
+    # The toolkit does not import the service (it is not in the wheel); its target lists
+    # the environment variables a stack must not inherit. This keeps the list in step.
+    from chaos.targets.coupons import SETTINGS_NAMES
+
+    assert {name.upper() for name in Settings.model_fields} == SETTINGS_NAMES
