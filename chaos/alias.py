@@ -19,7 +19,7 @@ from chaos.cli import main as pgchaos
 
 __all__ = ["CHAOS_TOOLKIT", "main"]
 
-CHAOS_TOOLKIT = ("chaostoolkit.cli", "cli")
+CHAOS_TOOLKIT = ("chaostoolkit.__main__", "cli")
 """Chaos Toolkit's command: module and callable (its console script `chaos`)."""
 
 

@@ -284,7 +284,7 @@ def _target_argument(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser."""
     parser = argparse.ArgumentParser(
-        prog="chaos",
+        prog="pgchaos",
         description="Resilience runs of a service against PostgreSQL behind Toxiproxy.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -331,16 +331,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `chaos` and `python -m chaos`."""
+    """Entry point of `pgchaos` (and its alias `chaos`) and `python -m chaos`."""
     args = build_parser().parse_args(argv)
     if getattr(args, "repeat", 1) < 1:
-        print("chaos: --repeat must be at least 1", file=sys.stderr)
+        print("pgchaos: --repeat must be at least 1", file=sys.stderr)
         return 2
     try:
         code: int = args.func(args)
         sys.stdout.flush()
     except ChaosError as exc:
-        print(f"chaos: {exc}", file=sys.stderr)
+        print(f"pgchaos: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # The reader went away (`chaos list | head`): stop quietly, like other tools.
