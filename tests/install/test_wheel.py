@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -93,9 +94,13 @@ def _ok(argv: Sequence[str], *, cwd: Path) -> str:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     work = tmp_path_factory.mktemp("elsewhere")
     assert ROOT not in work.parents
-    _ok(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", "dist", str(ROOT)], cwd=work
-    )
+    # Built from a copy of what the wheel is made of: a build writes into its source tree.
+    source = work / "source"
+    shutil.copytree(ROOT / "chaos", source / "chaos", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", "dist", str(source)]
+    _ok(build, cwd=work)
     (wheel,) = (work / "dist").glob("coupon_chaos-*.whl")
     venv.create(work / "venv", with_pip=True)
     host = work / "host"
