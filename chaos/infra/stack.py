@@ -210,7 +210,7 @@ def start_toxiproxy(
     return process, url, ports
 
 
-COMPOSE_EXTRA = "pip install 'coupon-chaos[compose]'"
+COMPOSE_EXTRA = "pip install 'pgchaos[compose]'"
 """The one line that installs what the compose stack needs beyond a plain install."""
 
 

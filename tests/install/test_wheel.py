@@ -101,7 +101,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
         shutil.copy(ROOT / name, source / name)
     build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", "dist", str(source)]
     _ok(build, cwd=work)
-    (wheel,) = (work / "dist").glob("coupon_chaos-*.whl")
+    (wheel,) = (work / "dist").glob("pgchaos-*.whl")
     venv.create(work / "venv", with_pip=True)
     host = work / "host"
     (host / "app").mkdir(parents=True)
@@ -117,7 +117,7 @@ def test_the_wheel_ships_the_toolkit_and_no_top_level_app(installed: Installed) 
     with ZipFile(installed.wheel) as wheel:
         tops = {name.split("/")[0] for name in wheel.namelist()}
         names = set(wheel.namelist())
-    assert tops == {"chaos", "coupon_chaos-0.1.0.dist-info"}
+    assert tops == {"chaos", "pgchaos-0.1.0.dist-info"}
     assert {"chaos/scenarios/catalogue.yaml", "chaos/scenarios/ha.yaml", "chaos/py.typed"} <= names
 
 
