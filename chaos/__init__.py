@@ -47,6 +47,7 @@ from chaos.scenarios.catalogue import catalogue
 from chaos.scenarios.loader import ScenarioFileError, load_scenarios
 from chaos.scenarios.model import (
     ACQUIRE,
+    ANY_STATUS,
     DEADLINE,
     EVIDENCE_KINDS,
     HEALTH,
@@ -62,6 +63,7 @@ from chaos.targets.base import Target, load_target
 
 __all__ = [
     "ACQUIRE",
+    "ANY_STATUS",
     "DEADLINE",
     "EVIDENCE_KINDS",
     "HEALTH",

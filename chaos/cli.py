@@ -3,6 +3,7 @@
 chaos run [--scenarios FILE_OR_DIR ...] [--scenario NAME ...] [--repeat N] [--keep-going]
           [--stack local|compose|ha] [--target MODULE:ATTRIBUTE] [--report-dir DIR]
 chaos list [--scenarios FILE_OR_DIR ...] [--stack ...] [--target ...]
+chaos explore (--schedules N | --budget 10m) [--seed S] [--repeats M] [--out DIR]
 
 Every stack runs through the one engine and writes the same reports; `--stack ha` runs
 the scenarios that need the HA stack (the shipped ha.yaml, and those of your files).
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -253,6 +255,61 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if failed or errors else 0
 
 
+def _stack_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--compose-file", default="docker-compose.ci.yml")
+    parser.add_argument(
+        "--compose-project",
+        default=os.environ.get("CHAOS_COMPOSE_PROJECT"),
+        help="default: the compose file's `name:`",
+    )
+    parser.add_argument(
+        "--service-url",
+        default=os.environ.get("CHAOS_SERVICE_URL"),
+        help="target a running stack instead (with the URLs below)",
+    )
+    parser.add_argument("--toxiproxy-url", default=os.environ.get("CHAOS_TOXIPROXY_URL"))
+    parser.add_argument("--database-url", default=os.environ.get("CHAOS_DATABASE_URL"))
+    parser.add_argument(
+        "--proxied-database-url", default=os.environ.get("CHAOS_PROXIED_DATABASE_URL")
+    )
+    parser.add_argument("--report-dir", default=os.environ.get("CHAOS_REPORT_DIR", "reports"))
+
+
+def _seconds(text: str) -> float:
+    """`90`, `90s`, `10m`, `1h` as seconds."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    number, unit = (text[:-1], units[text[-1]]) if text[-1:] in units else (text, 1.0)
+    try:
+        value = float(number) * unit
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a time like 90s, 10m or 1h: {text!r}") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive time, got {text!r}")
+    return value
+
+
+def _explore(args: argparse.Namespace) -> int:
+    from chaos.explore.runner import explore, summary, write_summary
+
+    target = load_target(args.target)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    say(f"explore: seed {seed} (replay with --seed {seed})")
+    with _stack_for(args, target) as stack:
+        found = explore(
+            stack,
+            target,
+            seed=seed,
+            schedules=args.schedules,
+            budget=args.budget,
+            repeats=args.repeats,
+            out_dir=Path(args.out),
+            progress=say,
+        )
+    write_summary(found, Path(args.report_dir) / "explore.json")
+    print("\n".join(summary(found)))
+    return 1 if found.found else 0
+
+
 def _scenario_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenarios",
@@ -297,22 +354,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="a scenario that errors (not one that fails its checks) does not end the run",
     )
     run.add_argument("--repeat", type=int, default=1, help="run the selection N times")
-    run.add_argument("--compose-file", default="docker-compose.ci.yml")
-    run.add_argument(
-        "--compose-project",
-        default=os.environ.get("CHAOS_COMPOSE_PROJECT"),
-        help="default: the compose file's `name:`",
-    )
-    run.add_argument(
-        "--service-url",
-        default=os.environ.get("CHAOS_SERVICE_URL"),
-        help="target a running stack instead (with the URLs below)",
-    )
-    run.add_argument("--toxiproxy-url", default=os.environ.get("CHAOS_TOXIPROXY_URL"))
-    run.add_argument("--database-url", default=os.environ.get("CHAOS_DATABASE_URL"))
-    run.add_argument("--proxied-database-url", default=os.environ.get("CHAOS_PROXIED_DATABASE_URL"))
-    run.add_argument("--report-dir", default=os.environ.get("CHAOS_REPORT_DIR", "reports"))
+    _stack_arguments(run)
     run.set_defaults(func=_run)
+
+    explore = sub.add_parser(
+        "explore",
+        help="run seeded random fault schedules; shrink a failing one to a scenario file",
+    )
+    explore.add_argument("--seed", type=int, help="the exploration's seed (printed when drawn)")
+    how_long = explore.add_mutually_exclusive_group(required=True)
+    how_long.add_argument("--schedules", type=int, metavar="N", help="run N schedules")
+    how_long.add_argument(
+        "--budget", type=_seconds, metavar="TIME", help="run schedules for TIME (90s, 10m, 1h)"
+    )
+    explore.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        metavar="M",
+        help="runs of each shrink candidate (timing is real: a flaky failure must not lead)",
+    )
+    explore.add_argument("--out", default="explore", help="where shrunk scenario files go")
+    explore.add_argument(
+        "--stack",
+        choices=("local", "compose"),
+        default="local",
+        help="where to run (the HA kinds are not explored yet)",
+    )
+    _target_argument(explore)
+    _stack_arguments(explore)
+    explore.set_defaults(func=_explore)
 
     lst = sub.add_parser("list", help="the scenario catalogue (or the scenarios of files)")
     _scenario_arguments(lst)

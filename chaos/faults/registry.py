@@ -29,6 +29,7 @@ from chaos.faults.ha import (
     Switchover,
 )
 from chaos.faults.network import NetworkToxic, ProxyDown
+from chaos.faults.schedule import Step, Timeline
 from chaos.infra.toxiproxy import AnyToxic, Stream, known_attributes
 
 __all__ = [
@@ -79,6 +80,8 @@ BUILTIN_FAULTS: Mapping[str, FaultFactory] = {
     "database-down": DatabaseDown,
     "database-frozen": DatabaseFrozen,
     "await-successes": AwaitSuccesses,
+    # Built by build_fault itself: its steps hold faults of any kind (chaos.faults.schedule).
+    "schedule": Timeline,
     # The HA stack's (chaos.faults.ha); on another stack they fail with what they need.
     "power-cut": PowerCut,
     "switchover": Switchover,
@@ -140,6 +143,8 @@ def build_fault(kinds: Mapping[str, FaultFactory], params: Mapping[str, object])
     if not isinstance(kind, str) or kind not in kinds:
         raise ValueError(f"kind: expected one of {', '.join(sorted(kinds))}, got {kind!r}")
     rest = {k: v for k, v in params.items() if k != "kind"}
+    if kind == "schedule":
+        return _schedule(kinds, rest)
     factory = kinds[kind]
     _bind(kind, factory, rest)
     try:
@@ -147,3 +152,25 @@ def build_fault(kinds: Mapping[str, FaultFactory], params: Mapping[str, object])
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{kind}: {exc}") from exc
     return fault
+
+
+def _schedule(kinds: Mapping[str, FaultFactory], params: Mapping[str, object]) -> Timeline:
+    """A `schedule` fault: its steps, each a fault of any kind with `at` and `for`."""
+    if set(params) != {"steps"} or not isinstance(params["steps"], list):
+        raise ValueError("schedule: expected `steps:`, a list of {at, for, fault}")
+    steps = []
+    for n, raw in enumerate(params["steps"], start=1):
+        if not isinstance(raw, dict) or set(raw) != {"at", "for", "fault"}:
+            raise ValueError(f"schedule: step {n}: expected {{at, for, fault}}, got {raw!r}")
+        for key in ("at", "for"):
+            value = raw[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"schedule: step {n}: {key}: expected seconds >= 0, got {value!r}")
+        if not isinstance(raw["fault"], dict):
+            raise ValueError(f"schedule: step {n}: fault: expected a mapping with its kind")
+        try:
+            fault = build_fault(kinds, raw["fault"])
+            steps.append(Step(raw["at"], raw["for"], fault))
+        except ValueError as exc:
+            raise ValueError(f"schedule: step {n}: {exc}") from exc
+    return Timeline(tuple(steps))

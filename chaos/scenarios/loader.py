@@ -13,7 +13,7 @@ and `expect.during` has a default::
         recovery_bound: reconnect_timeout + acquire_timeout + slack
         stack: any                         # or ha, or {kind: ha, patroni: {ttl: 20, ...}}
         expect:
-          during: [503, 504]               # statuses allowed while the fault is on
+          during: [503, 504]               # statuses allowed while the fault is on (or any)
           must_see: [504]                  # statuses that must appear
           latency: {503: acquire_timeout + slack, 504: request_deadline + slack}
           health: 503                      # /health during the fault
@@ -48,7 +48,15 @@ from chaos.faults.base import Fault, FaultFactory
 from chaos.faults.chain import FaultChain
 from chaos.faults.registry import build_fault, fault_kinds
 from chaos.infra.ha_stack import HA_BOUND_NAMES, PatroniSettings
-from chaos.scenarios.model import EVIDENCE_KINDS, RECOVERY, STACKS, Expect, Scenario, Workload
+from chaos.scenarios.model import (
+    ANY_STATUS,
+    EVIDENCE_KINDS,
+    RECOVERY,
+    STACKS,
+    Expect,
+    Scenario,
+    Workload,
+)
 
 __all__ = ["ScenarioFileError", "load_file", "load_scenarios", "parse_scenarios", "scenario_files"]
 
@@ -107,6 +115,8 @@ class _Invalid(Exception):
 
 
 def _statuses(value: object, field: str) -> frozenset[int]:
+    if value == "any" and field == "expect.during":
+        return ANY_STATUS
     if not isinstance(value, list) or not all(
         isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599 for v in value
     ):

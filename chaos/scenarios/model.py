@@ -25,6 +25,7 @@ from chaos.faults.base import Fault
 
 __all__ = [
     "ACQUIRE",
+    "ANY_STATUS",
     "DEADLINE",
     "EVIDENCE_KINDS",
     "HEALTH",
@@ -38,6 +39,10 @@ __all__ = [
 ]
 
 FORBIDDEN = LostWritePolicy.forbidden()
+
+ANY_STATUS = frozenset(range(100, 600))
+"""`during: any`: every answer is allowed while the fault is on (`chaos explore` judges
+everything else)."""
 
 STACKS = ("any", "ha")
 """What a scenario may need: any stack (local, compose, external), or the HA stack."""
@@ -188,6 +193,8 @@ class Scenario:
 
     def expected_text(self) -> str:
         """The expected answers, for tables."""
+        if self.expect.during == ANY_STATUS:
+            return "any"
         must = f" (must see {','.join(map(str, sorted(self.expect.must_see)))})"
         return ",".join(map(str, sorted(self.expect.during))) + (
             must if self.expect.must_see else ""

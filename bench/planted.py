@@ -1,0 +1,73 @@
+"""Planted resilience bugs: small patches to a copy of the service, for checking that the
+toolkit catches what it claims to (`pgchaos explore` and the catalogue).
+
+`planted_copy(name, workdir)` copies app/ into `workdir`, applies the bug's patch, and
+`PlantedCoupons(root)` is the coupon target whose service runs from that copy. Each
+patch is text that must be found exactly once, so a refactor of the service that moves
+the code fails loudly here instead of planting nothing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from chaos.targets.coupons import CouponsTarget
+
+__all__ = ["BUGS", "Bug", "PlantedCoupons", "planted_copy"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Bug:
+    """One planted bug: what it breaks, and the patch (file, text, replacement)."""
+
+    name: str
+    breaks: str
+    file: str
+    text: str
+    replacement: str
+
+
+BUGS: tuple[Bug, ...] = (
+    Bug(
+        "lost-retry-after",
+        "a 503 without Retry-After",
+        "app/errors.py",
+        '            "Retry-After": str(retry_after),\n',
+        "",
+    ),
+)
+
+
+def planted_copy(name: str, workdir: Path) -> Path:
+    """A copy of the service with bug `name` planted; the directory to run it from."""
+    bug = next(b for b in BUGS if b.name == name)
+    root = workdir / f"planted-{name}"
+    shutil.copytree(ROOT / "app", root / "app", ignore=shutil.ignore_patterns("__pycache__"))
+    path = root / bug.file
+    source = path.read_text()
+    if source.count(bug.text) != 1:
+        raise RuntimeError(f"bug {name}: {bug.file} holds its text {source.count(bug.text)} times")
+    path.write_text(source.replace(bug.text, bug.replacement))
+    return root
+
+
+class PlantedCoupons(CouponsTarget):
+    """The coupon target, its service run from a planted copy."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def service_command(self) -> Sequence[str]:  # type: ignore[override]
+        return (
+            sys.executable,
+            "-c",
+            f"import runpy, sys; sys.path.insert(0, {str(self.root)!r}); "
+            "runpy.run_module('app', run_name='__main__', alter_sys=True)",
+        )
