@@ -41,6 +41,20 @@ BUGS: tuple[Bug, ...] = (
         '            "Retry-After": str(retry_after),\n',
         "",
     ),
+    Bug(
+        "missing-deadline",
+        "no request deadline: a request waits as long as its database work does",
+        "app/db.py",
+        "done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))",
+        "done, _ = await asyncio.wait({task}, timeout=None)",
+    ),
+    Bug(
+        "write-attempted-lie",
+        "a 503 that claims nothing was written when a statement was sent",
+        "app/errors.py",
+        '"X-Write-Attempted": "true" if self.write_attempted else "false",',
+        '"X-Write-Attempted": "false",',
+    ),
 )
 
 

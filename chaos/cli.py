@@ -3,7 +3,7 @@
 chaos run [--scenarios FILE_OR_DIR ...] [--scenario NAME ...] [--repeat N] [--keep-going]
           [--stack local|compose|ha] [--target MODULE:ATTRIBUTE] [--report-dir DIR]
 chaos list [--scenarios FILE_OR_DIR ...] [--stack ...] [--target ...]
-chaos explore (--schedules N | --budget 10m) [--seed S] [--repeats M] [--out DIR]
+chaos explore (--schedules N | --budget 10m | --replay INDEX) [--seed S] [--repeats M]
 
 Every stack runs through the one engine and writes the same reports; `--stack ha` runs
 the scenarios that need the HA stack (the shipped ha.yaml, and those of your files).
@@ -292,6 +292,10 @@ def _explore(args: argparse.Namespace) -> int:
     from chaos.explore.runner import explore, summary, write_summary
 
     target = load_target(args.target)
+    if args.replay is not None:
+        if args.seed is None:
+            raise ChaosError("--replay needs the --seed that drew the schedule")
+        return _replay(args, target)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     say(f"explore: seed {seed} (replay with --seed {seed})")
     with _stack_for(args, target) as stack:
@@ -308,6 +312,24 @@ def _explore(args: argparse.Namespace) -> int:
     write_summary(found, Path(args.report_dir) / "explore.json")
     print("\n".join(summary(found)))
     return 1 if found.found else 0
+
+
+def _replay(args: argparse.Namespace, target: Target) -> int:
+    from chaos.explore.runner import run_once, schedule_for
+
+    schedule = schedule_for(args.seed, args.replay)
+    name = f"explore-{args.seed}-{args.replay}"
+    say(f"{name}: {schedule.describe()}")
+    failures: list[list[str]] = []
+    with _stack_for(args, target) as stack:
+        for n in range(1, args.repeats + 1):
+            trial = run_once(stack, schedule, name, target)
+            verdict = sorted(trial.failed) or ([f"error: {trial.error}"] if trial.error else [])
+            say(f"{name}: run {n}: {'FAIL ' + str(verdict) if trial.fails else 'passed'}")
+            if trial.fails:
+                failures.append(verdict)
+    print(f"{name}: failed {len(failures)} of {args.repeats} runs")
+    return 1 if failures else 0
 
 
 def _scenario_arguments(parser: argparse.ArgumentParser) -> None:
@@ -364,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     explore.add_argument("--seed", type=int, help="the exploration's seed (printed when drawn)")
     how_long = explore.add_mutually_exclusive_group(required=True)
     how_long.add_argument("--schedules", type=int, metavar="N", help="run N schedules")
+    how_long.add_argument(
+        "--replay",
+        type=int,
+        metavar="INDEX",
+        help="run schedule INDEX of --seed --repeats times and say how often it fails",
+    )
     how_long.add_argument(
         "--budget", type=_seconds, metavar="TIME", help="run schedules for TIME (90s, 10m, 1h)"
     )

@@ -36,8 +36,8 @@
   after every test), `chaos_pg_admin` (direct admin connection), `chaos_service_client`
   (httpx client for the service), `chaos_service_limits` (the limits the running service
   reports), `chaos_run` (runs a scenario on the stack it needs, heals the stack after it,
-  and adds the result to the report), `chaos_report` (results written to
-  --chaos-report-dir as each test finishes).
+  and adds the result to the report), `chaos_explore` (`pgchaos explore` on the session's
+  stack), `chaos_report` (results written to --chaos-report-dir as each test finishes).
 - Scenario files given with --chaos-scenarios become one test each
   (`chaos-scenarios/<file>::<scenario>`), run by the same engine with the same checks;
   every file is validated before any test runs (a usage error lists the problems).
@@ -56,6 +56,7 @@ import pytest
 
 from chaos.core.limits import CANCEL_AND_DRAIN, Limits
 from chaos.errors import ChaosError
+from chaos.explore.runner import Exploration
 from chaos.infra.ha_stack import HaStack
 from chaos.infra.postgres import PostgresAdmin
 from chaos.infra.probes import read_limits
@@ -88,6 +89,7 @@ _STACK_FIXTURES = frozenset(
         "chaos_service_client",
         "chaos_service_limits",
         "chaos_run",
+        "chaos_explore",
     }
 )
 _HA_FIXTURES = frozenset({"chaos_ha_stack", "chaos_ha", "chaos_ha_toxiproxy"})
@@ -439,6 +441,22 @@ def chaos_run(
         assert done.result is not None  # without keep_going an error raises
         chaos_report.append(done.result)
         return done.result
+
+    return run
+
+
+@pytest.fixture
+def chaos_explore(
+    chaos_stack: Stack, chaos_target: Target, tmp_path: Path
+) -> Callable[..., Exploration]:
+    """Runs `pgchaos explore` on the session's stack: `chaos_explore(seed=S, schedules=N)`
+    (or `budget=` seconds; `repeats=`, `out_dir=`); shrunk scenario files go to the
+    test's tmp_path unless `out_dir` is given. The test asserts on the Exploration."""
+    from chaos.explore.runner import explore
+
+    def run(**options: Any) -> Exploration:
+        options.setdefault("out_dir", tmp_path / "explore")
+        return explore(chaos_stack, chaos_target, **options)
 
     return run
 

@@ -12,6 +12,8 @@ original failed on; shrinking stops when no one-move smaller schedule fails.
 
 from __future__ import annotations
 
+import base64
+import html
 import random
 import time
 from collections import Counter
@@ -76,15 +78,30 @@ class Exploration:
     trials: list[Trial] = field(default_factory=list)
     found: list[dict[str, object]] = field(default_factory=list)
     """Per failing schedule: original, shrunk, the shrink's steps, the file written."""
+    shrunk_runs: dict[str, ScenarioResult] = field(default_factory=dict)
+    """Per failing schedule, by name: the last failing run of its shrunk schedule."""
     wall_seconds: float = 0.0
 
     def coverage(self) -> dict[str, object]:
         """Which kinds, how many overlaps, what ranges of duration the runs covered."""
         kinds = Counter(s.kind for t in self.trials for s in t.schedule.steps)
         durations = [s.duration for t in self.trials for s in t.schedule.steps]
+        ranges: dict[str, dict[str, list[float]]] = {}
+        for t in self.trials:
+            for step in t.schedule.steps:
+                decl = step.fault
+                values = decl.get("attributes", decl)
+                assert isinstance(values, dict)
+                for key, value in values.items():
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        low, high = ranges.setdefault(step.kind, {}).setdefault(
+                            key, [float(value), float(value)]
+                        )
+                        ranges[step.kind][key] = [min(low, value), max(high, value)]
         return {
             "schedules": len(self.trials),
             "kinds": dict(sorted(kinds.items())),
+            "attribute_ranges": dict(sorted(ranges.items())),
             "kinds_not_drawn": sorted({k.name for k in KINDS} - set(kinds)),
             "overlapping_pairs": sum(t.schedule.overlaps for t in self.trials),
             "step_seconds": [min(durations, default=0.0), max(durations, default=0.0)],
@@ -125,9 +142,11 @@ def explore(
     repeats: int = 2,
     out_dir: Path = Path("explore"),
     progress: Callable[[str], None] = lambda _: None,
+    first_only: bool = False,
 ) -> Exploration:
-    """Draw and run schedules until `schedules` ran or `budget` seconds passed; shrink
-    every failing one and write it to `out_dir/<seed>-<n>.yaml`."""
+    """Draw and run schedules until `schedules` ran or `budget` seconds passed (or, with
+    `first_only`, one failed); shrink every failing one and write it to
+    `out_dir/<seed>-<n>.yaml`."""
     if schedules is None and budget is None:
         raise ChaosError("explore needs --schedules or --budget")
     found = Exploration(seed)
@@ -143,7 +162,13 @@ def explore(
         found.trials.append(trial)
         if trial.fails:
             progress(f"{name}: FAIL {sorted(trial.failed) or trial.error}; shrinking")
-            found.found.append(_shrink(stack, target, trial, name, repeats, out_dir, progress))
+            first = time.monotonic() - started
+            shrunk, last = _shrink(stack, target, trial, name, repeats, out_dir, progress)
+            found.found.append({**shrunk, "seconds_to_failure": round(first, 1)})
+            if last is not None:
+                found.shrunk_runs[name] = last
+            if first_only:
+                break
         else:
             progress(f"{name}: passed")
         index += 1
@@ -159,19 +184,21 @@ def _shrink(
     repeats: int,
     out_dir: Path,
     progress: Callable[[str], None],
-) -> dict[str, object]:
+) -> tuple[dict[str, object], ScenarioResult | None]:
     wanted = original.failed or frozenset({"error"})
     current = original.schedule
+    last = original.result
     steps: list[dict[str, object]] = []
     runs = 0
 
     def fails(candidate: Schedule) -> frozenset[str]:
-        nonlocal runs
+        nonlocal runs, last
         for _ in range(repeats):
             runs += 1
             trial = run_once(stack, candidate, f"{name}-shrink", target)
             failed = trial.failed or (frozenset({"error"}) if trial.error else frozenset())
             if failed & wanted:
+                last = trial.result
                 return failed & wanted
         return frozenset()
 
@@ -208,7 +235,7 @@ def _shrink(
         "shrink_steps": steps,
         "runs": runs,
         "file": str(path),
-    }
+    }, last
 
 
 def summary(found: Exploration) -> list[str]:
@@ -227,10 +254,44 @@ def summary(found: Exploration) -> list[str]:
 
 
 def write_summary(found: Exploration, path: Path) -> None:
-    """explore.json: the trials, what was found and shrunk, and the coverage."""
+    """explore.json (the trials, what was found and shrunk, the coverage) and, beside it,
+    explore.html: per failing schedule the original and the shrunk one side by side, the
+    shrink's steps and the timeline of the shrunk run."""
     import json
 
+    from chaos.report.writers import timeline_png
+
     path.parent.mkdir(parents=True, exist_ok=True)
+    esc = html.escape
+    sections = []
+    for f in found.found:
+        name = str(f["name"])
+        steps = "".join(
+            f"<li>{esc(str(s['schedule']))}: still fails {esc(str(s['failed']))}</li>"
+            for s in f["shrink_steps"]  # type: ignore[attr-defined]
+        )
+        run = found.shrunk_runs.get(name)
+        picture = (
+            f"<img alt='timeline of the shrunk {esc(name)}' src='data:image/png;base64,"
+            f"{base64.b64encode(timeline_png(run)).decode()}'>"
+            if run is not None
+            else ""
+        )
+        sections.append(
+            f"<section><h2>{esc(name)}: {esc(str(f['failed']))}</h2><table><tr><th>original"
+            f"</th><th>shrunk ({f['faults']} fault(s), {f['runs']} runs)</th></tr><tr><td>"
+            f"{esc(str(f['original']))}</td><td>{esc(str(f['shrunk']))}</td></tr></table>"
+            f"<p>scenario file: {esc(str(f['file']))}</p><ol>{steps}</ol>{picture}</section>"
+        )
+    cov = esc(json.dumps(found.coverage(), indent=1))
+    path.with_suffix(".html").write_text(
+        "<!doctype html><html><head><meta charset='utf-8'><title>Exploration</title>"
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1100px}td,th{border:1px solid"
+        " #ccc;padding:4px;vertical-align:top}table{border-collapse:collapse}img{max-width:100%}"
+        f"</style></head><body><h1>Exploration, seed {found.seed}</h1><p>{len(found.trials)} "
+        f"schedules in {found.wall_seconds:.0f} s, {len(found.found)} failed.</p>"
+        f"{''.join(sections)}<h2>Coverage</h2><pre>{cov}</pre></body></html>"
+    )
     path.write_text(
         json.dumps(
             {

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.planted import PlantedCoupons, planted_copy
-from chaos.explore.runner import explore, schedule_for
+from chaos.explore.runner import explore, schedule_for, write_summary
 from chaos.infra.stack import LocalStack
 from chaos.run.engine import run_selection
 from chaos.scenarios.loader import load_scenarios
@@ -44,6 +44,11 @@ def test_explore_finds_a_planted_bug_and_shrinks_it_to_a_scenario_file(tmp_path:
         assert BROKEN in shrunk["failed"]  # type: ignore[operator]
         assert shrunk["faults"] <= 2  # type: ignore[operator]
         assert found.coverage()["schedules"] == 1
+        write_summary(found, tmp_path / "reports" / "explore.json")
+        page = (tmp_path / "reports" / "explore.html").read_text()
+        assert str(shrunk["original"]) in page
+        assert str(shrunk["shrunk"]) in page
+        assert "data:image/png;base64," in page  # the shrunk run's timeline
         (scenario,) = load_scenarios([Path(str(shrunk["file"]))])
         (rerun,) = run_selection(stack, [scenario], target=target)
         assert rerun.result is not None
