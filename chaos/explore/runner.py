@@ -1,8 +1,8 @@
 """Exploration: draw schedules, run each through the one engine, judge them without an
 expectation per schedule, shrink a failing one, and write it as a scenario file.
 
-A schedule fails when any check but the free ones (FREE_CHECKS: the answers while a
-fault is on) fails: the target's invariants and lost writes, every answer within its
+A schedule fails when any judged check fails (`judged`: all but the answers while a fault
+is on and the faults' own checks): the target's invariants and lost writes, every answer within its
 bound (no-hang), Retry-After on every 503, recovery within its bound after the last
 fault, no leak after settling, the warm-up and the traffic after recovery all 200, and
 evidence that the faults acted. Timing is real, so a candidate of the shrink runs up to
@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from chaos.errors import ChaosError
-from chaos.explore.space import FREE_CHECKS, KINDS, Kind, Schedule, draw, smaller
+from chaos.explore.space import KINDS, Kind, Schedule, draw, judged, smaller
 from chaos.faults.base import FaultFactory
 from chaos.faults.registry import fault_kinds
 from chaos.infra.stack import Stack
@@ -48,7 +48,7 @@ __all__ = [
 
 def failing_checks(result: ScenarioResult) -> frozenset[str]:
     """The checks that judge an exploration and failed."""
-    return frozenset(c.name for c in result.failed_checks() if c.name not in FREE_CHECKS)
+    return frozenset(c.name for c in result.failed_checks() if judged(c.name))
 
 
 def schedule_for(seed: int, index: int, kinds: tuple[Kind, ...] = KINDS) -> Schedule:

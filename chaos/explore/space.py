@@ -16,6 +16,7 @@ from typing import Any
 __all__ = [
     "DURATION",
     "EXCLUSIVE",
+    "FAULT_CHECK_PREFIX",
     "FREE_CHECKS",
     "GAP",
     "KINDS",
@@ -24,13 +25,15 @@ __all__ = [
     "PlannedStep",
     "Schedule",
     "draw",
+    "judged",
     "kind_of",
     "smaller",
 ]
 
 #: Faults in one schedule, at most.
 MAX_FAULTS = 3
-#: Seconds a step is on: (least, most). Shrinking halves toward the least.
+#: Seconds a step is on: (least, most). Shrinking halves toward the least, never below
+#: it: a shorter fault meets too few requests to show it acted.
 DURATION = (0.5, 4.0)
 #: Seconds between one step's start and the next one's when they do not overlap.
 GAP = (0.0, 2.0)
@@ -41,8 +44,16 @@ CONCURRENCY = (2, 16)
 KEYS = (1, 3)
 
 #: Checks that judge the answers while a fault is on: free in an exploration (any
-#: answer is allowed then); every other check judges.
+#: answer is allowed then). A fault's own checks (named `fault:...`) are free too: they
+#: state what the fault meets when it runs alone (every idle backend terminated, say),
+#: and in a schedule other faults change that. Every other check judges.
 FREE_CHECKS = frozenset({"answers-during-fault", "answers-in-transition"})
+FAULT_CHECK_PREFIX = "fault:"
+
+
+def judged(check: str) -> bool:
+    """Whether an exploration judges a schedule by this check."""
+    return check not in FREE_CHECKS and not check.startswith(FAULT_CHECK_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -121,9 +132,9 @@ KINDS: tuple[Kind, ...] = (
     _toxic("slow_close", delay=Attribute(200, 2000, 200), churn=True),
     _toxic(
         "slicer",
-        average_size=Attribute(1, 16, 16),
-        size_variation=Attribute(0, 8, 0),
-        delay=Attribute(5000, 20000, 5000),
+        average_size=Attribute(1, 8, 8),
+        size_variation=Attribute(0, 4, 0),
+        delay=Attribute(15000, 30000, 15000),
     ),
     _toxic("limit_data", bytes=Attribute(256, 8192, 8192)),
     Kind("proxy-down"),
@@ -238,7 +249,7 @@ def smaller(schedule: Schedule, kinds: tuple[Kind, ...] = KINDS) -> Iterator[Sch
                 schedule, steps=tuple(replace(s, at=round(s.at - shift, 2)) for s in rest)
             )
     for i, step in enumerate(steps):
-        shorter = max(DURATION[0] / 2, round(step.duration / 2, 2))
+        shorter = max(DURATION[0], round(step.duration / 2, 2))
         if shorter < step.duration:
             yield _with(schedule, i, replace(step, duration=shorter))
     if any(s.at > 0 for s in steps):
