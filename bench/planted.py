@@ -49,6 +49,27 @@ BUGS: tuple[Bug, ...] = (
         "done, _ = await asyncio.wait({task}, timeout=None)",
     ),
     Bug(
+        "unchecked-connection",
+        "a pooled connection handed out without looking whether its server end closed",
+        "app/db.py",
+        "            if not _has_unread_input(conn):\n",
+        "            if True:\n",
+    ),
+    Bug(
+        "leaked-connection",
+        "a connection never returned to the pool when the database failed the work",
+        "app/db.py",
+        "await self.pool.putconn(conn)  # a broken connection is discarded, replaced\n",
+        "if answered:\n                    await self.pool.putconn(conn)\n",
+    ),
+    Bug(
+        "ack-before-durable",
+        "a commit acknowledged before it is durable (synchronous_commit off)",
+        "app/settings.py",
+        '            "-c client_connection_check_interval=1000"',
+        '            "-c synchronous_commit=off -c client_connection_check_interval=1000"',
+    ),
+    Bug(
         "write-attempted-lie",
         "a 503 that claims nothing was written when a statement was sent",
         "app/errors.py",

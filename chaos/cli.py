@@ -288,6 +288,18 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """`i/n` (0 <= i < n)."""
+    part, _, parts = text.partition("/")
+    try:
+        i, n = int(part), int(parts)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected I/N such as 0/4, got {text!r}") from exc
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"expected 0 <= I < N, got {text!r}")
+    return i, n
+
+
 def _explore(args: argparse.Namespace) -> int:
     from chaos.explore.runner import explore, summary, write_summary
 
@@ -308,6 +320,7 @@ def _explore(args: argparse.Namespace) -> int:
             repeats=args.repeats,
             out_dir=Path(args.out),
             progress=say,
+            shard=args.shard,
         )
     write_summary(found, Path(args.report_dir) / "explore.json")
     print("\n".join(summary(found)))
@@ -403,6 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs of each shrink candidate (timing is real: a flaky failure must not lead)",
     )
     explore.add_argument("--out", default="explore", help="where shrunk scenario files go")
+    explore.add_argument(
+        "--shard",
+        type=_shard,
+        default=(0, 1),
+        metavar="I/N",
+        help="run only the schedules whose index is I modulo N (a CI matrix of N jobs)",
+    )
     explore.add_argument(
         "--stack",
         choices=("local", "compose"),

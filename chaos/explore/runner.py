@@ -143,18 +143,25 @@ def explore(
     out_dir: Path = Path("explore"),
     progress: Callable[[str], None] = lambda _: None,
     first_only: bool = False,
+    shard: tuple[int, int] = (0, 1),
 ) -> Exploration:
     """Draw and run schedules until `schedules` ran or `budget` seconds passed (or, with
     `first_only`, one failed); shrink every failing one and write it to
-    `out_dir/<seed>-<n>.yaml`."""
+    `out_dir/<seed>-<n>.yaml`. `shard` (i, n) runs the schedules whose index is i modulo
+    n, so n machines of a CI matrix split one seed's schedules between them."""
+    part, parts = shard
+    if not 0 <= part < parts:
+        raise ChaosError(f"shard {part}/{parts}: expected 0 <= i < n")
     if schedules is None and budget is None:
         raise ChaosError("explore needs --schedules or --budget")
     found = Exploration(seed)
     started = time.monotonic()
-    index = 0
-    while (schedules is None or index < schedules) and (
+    ran = 0
+    while (schedules is None or ran < schedules) and (
         budget is None or time.monotonic() - started < budget
     ):
+        index = part + ran * parts
+        ran += 1
         schedule = schedule_for(seed, index)
         name = f"explore-{seed}-{index}"
         progress(f"{name}: {schedule.describe()}")
@@ -171,7 +178,6 @@ def explore(
                 break
         else:
             progress(f"{name}: passed")
-        index += 1
     found.wall_seconds = time.monotonic() - started
     return found
 

@@ -60,3 +60,15 @@ def test_every_shrink_move_is_smaller_and_shrinking_ends() -> None:
             assert moves < 500, schedule.describe()
         assert len(current.steps) == 1
         assert (current.concurrency, current.keys) == (1, 1)
+
+
+def test_the_command_line_takes_a_budget_and_a_shard() -> None:
+    import pytest
+
+    from chaos.cli import build_parser
+
+    args = build_parser().parse_args(["explore", "--budget", "10m", "--shard", "1/3"])
+    assert (args.budget, args.shard, args.seed, args.repeats) == (600.0, (1, 3), None, 2)
+    for wrong in (["--shard", "3/3"], ["--budget", "soon"], ["--budget", "0s"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["explore", "--schedules", "1", *wrong])
