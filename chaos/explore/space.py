@@ -91,7 +91,11 @@ class Kind:
         if self.toxic:
             decl["attributes"] = values
             decl["stream"] = rng.choice(["downstream", "upstream"])
-            decl["toxicity"] = rng.choice([1.0, 1.0, 0.5])
+            # Toxiproxy draws toxicity once per connection; the pool's few long-lived
+            # connections may all escape a partial toxic, which would then do nothing.
+            # Only toxics whose connections are churned (new ones keep coming) draw it.
+            churned = "reconnect_every" in self.fixed
+            decl["toxicity"] = rng.choice([1.0, 0.5]) if churned else 1.0
         else:
             decl.update(values)
         return decl
