@@ -34,6 +34,9 @@ from chaos.scenarios.loader import parse_scenarios
 from chaos.scenarios.model import Scenario
 from chaos.targets.base import Target
 
+#: The check whose failure alone makes a schedule inconclusive (Trial.unobserved).
+UNOBSERVED = "fault-observed"
+
 __all__ = [
     "Exploration",
     "Trial",
@@ -66,8 +69,15 @@ class Trial:
     result: ScenarioResult | None = None
 
     @property
+    def unobserved(self) -> bool:
+        """Only fault-observed failed: the schedule's faults showed no effect at all,
+        which says the drawn faults were too mild to judge the service by, not that
+        the service is wrong (a shrink would only make them milder)."""
+        return self.failed == {UNOBSERVED} and self.error is None
+
+    @property
     def fails(self) -> bool:
-        return bool(self.failed) or self.error is not None
+        return (bool(self.failed) and not self.unobserved) or self.error is not None
 
 
 @dataclass
@@ -105,6 +115,7 @@ class Exploration:
             "kinds_not_drawn": sorted({k.name for k in KINDS} - set(kinds)),
             "overlapping_pairs": sum(t.schedule.overlaps for t in self.trials),
             "step_seconds": [min(durations, default=0.0), max(durations, default=0.0)],
+            "unobserved": [t.schedule.describe() for t in self.trials if t.unobserved],
             "faults_per_schedule": dict(
                 sorted(Counter(len(t.schedule.steps) for t in self.trials).items())
             ),
@@ -176,6 +187,8 @@ def explore(
                 found.shrunk_runs[name] = last
             if first_only:
                 break
+        elif trial.unobserved:
+            progress(f"{name}: unobserved (its faults showed no effect); not judged")
         else:
             progress(f"{name}: passed")
     found.wall_seconds = time.monotonic() - started
@@ -203,6 +216,8 @@ def _shrink(
             runs += 1
             trial = run_once(stack, candidate, f"{name}-shrink", target)
             failed = trial.failed or (frozenset({"error"}) if trial.error else frozenset())
+            if trial.unobserved:
+                failed = frozenset()  # too mild to tell: not the original's failure
             if failed & wanted:
                 last = trial.result
                 return failed & wanted
