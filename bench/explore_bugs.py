@@ -25,7 +25,7 @@ from chaos.run.engine import run_selection
 from chaos.scenarios.catalogue import catalogue, for_stack
 from chaos.targets.coupons import COUPONS
 
-#: The budget the issue sets for explore per bug (seconds).
+#: The budget explore gets per bug (seconds): the target is a catch within it.
 BUDGET = 600.0
 #: Explore's target: every planted bug caught, shrunk to at most this many faults.
 MAX_SHRUNK_FAULTS = 2

@@ -101,7 +101,7 @@ __all__ = ["build_parser", "main"]
 
 PARTS = ("throughput", "burst", "overload")
 BURST_STOCK = 50
-"""Stock of the burst coupon: the issue's flash sale."""
+"""Stock of the burst coupon in a flash sale."""
 
 THROUGHPUT_TARGET = 0.45
 """Hot-coupon claims/s of the service (direct) over pgbench's ceiling, the target."""
@@ -514,7 +514,7 @@ def part_burst(run: Run, cluster: PostgresCluster, args: argparse.Namespace) -> 
 
 
 def burst_target_met(row: Mapping[str, Any]) -> bool:
-    """The issue's target for a burst: exactly the stock sold, every user answered (200
+    """The target for a burst: exactly the stock sold, every user answered (200
     or 400 out of stock), no 503, the database exact."""
     return bool(
         row["ok"] == BURST_STOCK

@@ -27,7 +27,7 @@ from chaos.targets.coupons import COUPONS, check_history, read_state
 
 pytestmark = pytest.mark.chaos
 
-#: Replicas in the scenario (the issue's "3 replicas"), and the one killed.
+#: Replicas in the scenario, and the one killed.
 REPLICAS = 3
 VICTIM = 2
 #: Concurrent senders per replica.

@@ -46,7 +46,7 @@ SLACK = 1.0
 DRIP_INTERVAL = 0.2
 #: How many clients of each hostile kind run at once.
 HOSTILE_CLIENTS = 20
-#: The oversized header the service must not read in full (the issue's 100 MiB).
+#: The oversized header the service must not read in full (100 MiB).
 HUGE_HEADER_BYTES = 100 * 1024 * 1024
 #: What the kernel's socket buffers on both ends may absorb before the service's 431
 #: and close stop the sender (tcp_wmem + tcp_rmem maxima are a few MiB on loopback).

@@ -177,7 +177,7 @@ def test_no_validation_error_of_fastapi(document: dict[str, Any]) -> None:
 
 
 #: Requests that reach each answer branch of the service (app.validation, the contract's
-#: rows and the hostile probes of issue 8), for which schemathesis's generator has no
+#: rows and the hostile-input probes), for which schemathesis's generator has no
 #: reason to aim: each answer must be one the document lists, with a listed message.
 PROBES: list[tuple[str, str, bytes | None, str]] = [
     ("post", "/api/coupons", b"{not json", "application/json"),
