@@ -124,10 +124,10 @@ class Exploration:
 
 def _scenario(schedule: Schedule, name: str, target: Target) -> Scenario:
     data = {"scenarios": [schedule.scenario(name, schedule.describe())]}
-    (scenario,), problems = parse_scenarios(yaml.safe_dump(data), source=name, kinds=_kinds(target))
-    if problems:
-        raise ChaosError(f"a drawn schedule is not a valid scenario: {problems}")
-    return scenario
+    scenarios, problems = parse_scenarios(yaml.safe_dump(data), source=name, kinds=_kinds(target))
+    if problems or len(scenarios) != 1:
+        raise ChaosError(f"a drawn schedule is not a valid scenario: {list(map(str, problems))}")
+    return scenarios[0]
 
 
 def _kinds(target: Target) -> dict[str, FaultFactory]:
