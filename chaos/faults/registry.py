@@ -162,10 +162,13 @@ def _schedule(kinds: Mapping[str, FaultFactory], params: Mapping[str, object]) -
     for n, raw in enumerate(params["steps"], start=1):
         if not isinstance(raw, dict) or set(raw) != {"at", "for", "fault"}:
             raise ValueError(f"schedule: step {n}: expected {{at, for, fault}}, got {raw!r}")
-        for key in ("at", "for"):
+        for key, bound in (("at", ">= 0"), ("for", "> 0")):
             value = raw[key]
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ValueError(f"schedule: step {n}: {key}: expected seconds >= 0, got {value!r}")
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or value < 0 or (key == "for" and value == 0):
+                raise ValueError(
+                    f"schedule: step {n}: {key}: expected seconds {bound}, got {value!r}"
+                )
         if not isinstance(raw["fault"], dict):
             raise ValueError(f"schedule: step {n}: fault: expected a mapping with its kind")
         try:

@@ -39,6 +39,9 @@ class Step:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"{name}: expected seconds >= 0, got {value!r}")
+        if self.duration == 0:
+            # Its removal would come before its injection at the same instant.
+            raise ValueError("duration: expected seconds > 0 (a step is on for some time)")
 
     @property
     def end(self) -> float:

@@ -90,6 +90,8 @@ def test_a_schedule_is_declared_with_faults_of_any_kind(tmp_path: Path) -> None:
     (scenario,) = load_scenarios([path])
     assert scenario.expect.during == ANY_STATUS
     assert scenario.expected_text() == "any"
-    path.write_text(path.read_text().replace("for: 1", "for: -1"))
-    with pytest.raises(ScenarioFileError, match="step 1: for: expected seconds >= 0"):
-        load_scenarios([path])
+    for wrong in ("-1", "0"):
+        path.write_text(path.read_text().replace("for: 1", f"for: {wrong}"))
+        with pytest.raises(ScenarioFileError, match="step 1: for: expected seconds > 0"):
+            load_scenarios([path])
+        path.write_text(path.read_text().replace(f"for: {wrong}", "for: 1"))
