@@ -455,6 +455,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "repeat", 1) < 1:
         print("pgchaos: --repeat must be at least 1", file=sys.stderr)
         return 2
+    # SIGTERM (a CI job's timeout, `kill`) unwinds like Ctrl-C, so every stack started is
+    # torn down in its `finally`; the handler before ours is restored on the way out.
+    previous = (
+        signal.signal(signal.SIGTERM, _terminated)
+        if threading.current_thread() is threading.main_thread()
+        else None
+    )
     try:
         code: int = args.func(args)
         sys.stdout.flush()
@@ -468,4 +475,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, what a shell reports for a command killed by it
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return code
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM as an exception: the stacks' `finally` blocks run, then the exit code is
+    what a shell reports for a process that SIGTERM ended."""
+    raise SystemExit(128 + signum)
