@@ -185,18 +185,22 @@ def answer_checks(r: ScenarioResult) -> list[CheckResult]:
             f"bound {recovery:.2f} s ({r.scenario.recovery_bound})",
         )
     )
+    # The promise is success again within the recovery bound: until then (and until the
+    # first success) answers may still be the fault's; from then on, only 200.
+    settled = max(r.recovered_at or float("inf"), r.recovery_from + recovery)
     if r.recovered_at is not None:
-        later = [op for op in r.operations if op.start >= r.recovered_at]
+        later = [op for op in r.operations if op.start >= settled]
         bad = Counter(op.label for op in later if op.status != 200)
         checks.append(
             CheckResult(
                 "ok-after-recovery",
                 not bad,
-                f"{len(later)} requests after recovery, not 200: {dict(bad) or 'none'}",
+                f"{len(later)} requests sent {settled - r.recovery_from:.2f} s or more after "
+                f"the fault (the first success, and the recovery bound, passed), not 200: "
+                f"{dict(bad) or 'none'}",
             )
         )
-    end = r.recovered_at if r.recovered_at is not None else float("inf")
-    between = r.transition() + [op for op in r.operations if r.recovery_from <= op.start < end]
+    between = r.transition() + [op for op in r.operations if r.recovery_from <= op.start < settled]
     stray = Counter(op.label for op in between if op.status not in exp.during | {200})
     checks.append(
         CheckResult(

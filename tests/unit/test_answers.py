@@ -115,7 +115,10 @@ def test_a_run_as_expected_passes_every_answer_check() -> None:
         (lambda r: setattr(r, "health_during", (503, 1.5)), "health-during-fault"),
         (lambda r: setattr(r, "recovered_at", None), "recovery"),
         (lambda r: setattr(r, "recovered_at", 5.5), "recovery"),
-        (lambda r: r.operations.append(op("f", 503, 3.3, 3.31)), "ok-after-recovery"),
+        # A failure once the recovery bound (2.0 s after the fault's end at 3.0 s) passed.
+        (lambda r: r.operations.append(op("f", 503, 5.1, 5.11)), "ok-after-recovery"),
+        # Before it, a failure after the first success must still be an allowed answer.
+        (lambda r: r.operations.append(op("f", 500, 3.3, 3.31)), "answers-in-transition"),
         (lambda r: r.operations.append(op("f", 500, 0.9, 1.2)), "answers-in-transition"),
         (lambda r: r.operations.append(op("f", None, 3.3, 3.31)), "no-hang"),
         (lambda r: r.operations.append(op("f", 200, 3.3, 6.0)), "no-hang"),
