@@ -64,9 +64,10 @@ EVIDENCE_KINDS = frozenset(
 - latency: the median latency of 200s during the fault above the warm-up's usual ceiling
   (the lower of its 95th percentile and Tukey's upper fence, Q3 + 1.5 IQR, so a few slow
   warm-up requests on a loaded machine cannot hide the fault);
-- slow-failures: every other answer the fault touched slower than twice that ceiling
-  (a request that finds its connection dead fails as fast as a success; one that waits
-  on a close the network holds back fails late);
+- slow-failures: the median of the other answers the fault touched slower than twice
+  that ceiling (a request that finds its connection dead fails as fast as a success; one
+  that waits on a close the network holds back fails late; the median, because a fault
+  combined with connection churn also fails a few requests fast);
 - connections-lost: connections broke while in use (the pool's connections_lost or
   returns_bad rose);
 - checks-failed: connections were found dead by the check before use (checks_failed);

@@ -166,13 +166,17 @@ def test_the_fault_reports_its_own_evidence() -> None:
     assert "4 idle backends terminated" in fault_observed(r).detail
 
 
-def test_slow_failures_need_every_failure_to_be_slow() -> None:
+def test_slow_failures_need_most_failures_to_be_slow() -> None:
     warm = [op(f"w{i}", 200, 0.1 + i * 0.01, 0.11 + i * 0.01) for i in range(20)]
-    late = [op("x", 503, 1.2, 1.75), op("y", 503, 1.5, 2.05)]
+    late = [op("x", 503, 1.2, 1.75), op("y", 503, 1.5, 2.05), op("v", 503, 1.3, 1.8)]
     r = result(warm + late, Expect(during={200, 503}, observed={"slow-failures"}))
     assert fault_observed(r).passed
-    fast = op("z", 503, 1.6, 1.62)  # one failure as fast as a success: not the toxic's doing
-    assert not fault_observed(result([*warm, *late, fast], r.scenario.expect)).passed
+    # Churn beside the fault fails a request fast now and then: most failures still wait.
+    fast = op("z", 503, 1.6, 1.62)
+    assert fault_observed(result([*warm, *late, fast], r.scenario.expect)).passed
+    # Failures as fast as successes, most of them: not the toxic's doing.
+    quick = [op(f"q{i}", 503, 1.6, 1.615) for i in range(4)]
+    assert not fault_observed(result([*warm, *late, *quick], r.scenario.expect)).passed
 
 
 def test_a_few_slow_warm_up_requests_do_not_hide_the_fault() -> None:
