@@ -15,7 +15,7 @@ import logging
 import select
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection
@@ -31,7 +31,14 @@ from tenacity import (
 
 from app import repository
 from app.admission import Admission
-from app.errors import PoolExhausted, ServiceError, TimedOut, translate_db_error
+from app.errors import (
+    PoolExhausted,
+    ServiceError,
+    TimedOut,
+    discards_connection,
+    sqlstate_of,
+    translate_db_error,
+)
 from app.gate import SlotGate
 from app.settings import Settings
 
@@ -52,7 +59,11 @@ Conn = AsyncConnection[TupleRow]
 
 
 class _Connection(AsyncConnection[TupleRow]):
-    """psycopg's connection, minus a socket leak on failed connects."""
+    """psycopg's connection, minus a socket leak on failed connects, remembering how the
+    last connection attempt failed (each Database uses a subclass of its own)."""
+
+    #: The last attempt's failure as one line with its SQLSTATE; None after a success.
+    last_failure: ClassVar[str | None] = None
 
     @classmethod
     async def connect(cls, *args: Any, **kwargs: Any) -> Self:
@@ -61,9 +72,12 @@ class _Connection(AsyncConnection[TupleRow]):
         # socket stays open until the garbage collector runs. Dropping the traceback
         # frees it at once.
         try:
-            return await super().connect(*args, **kwargs)
+            conn = await super().connect(*args, **kwargs)
         except psycopg.OperationalError as exc:
+            cls.last_failure = f"[{sqlstate_of(exc) or '-'}] {_one_line(exc)}"
             raise exc.with_traceback(None) from None
+        cls.last_failure = None
+        return conn
 
 
 def _has_unread_input(conn: Conn) -> bool:
@@ -102,6 +116,8 @@ class Database:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        #: This pool's connection class: it remembers this pool's last connect failure.
+        self._connection_class: type[_Connection] = type("_PoolConnection", (_Connection,), {})
         self.pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             settings.conninfo,
             min_size=settings.db_pool_min_size,
@@ -110,7 +126,7 @@ class Database:
             max_waiting=0,
             timeout=settings.db_pool_acquire_timeout,
             kwargs=self._connect_kwargs(),
-            connection_class=_Connection,
+            connection_class=self._connection_class,
             # No check= here: _checked_connection() checks a connection before use.
             name="coupon-pool",
             open=False,
@@ -122,6 +138,8 @@ class Database:
         self.slots = SlotGate(settings.db_pool_max_size)
         #: Connections found dead before use (and replaced).
         self.checks_failed = 0
+        #: Sessions closed after an answer that they would repeat (SQLSTATE 25006).
+        self.sessions_discarded = 0
         self.admission = Admission(
             pool_size=settings.db_pool_max_size,
             acquire_timeout=settings.db_pool_acquire_timeout,
@@ -261,6 +279,10 @@ class Database:
             except ServiceError:
                 answered = True
                 raise
+            except psycopg.Error as exc:
+                if discards_connection(exc):
+                    await self._discard(conn, exc)
+                raise
             finally:
                 await self.pool.putconn(conn)  # a broken connection is discarded, replaced
                 now = time.monotonic()
@@ -275,9 +297,26 @@ class Database:
         except ServiceError:
             raise
         except psycopg.Error as exc:
-            raise translate_db_error(exc, write_attempted=state.write_attempted) from exc
+            raise translate_db_error(
+                exc,
+                write_attempted=state.write_attempted,
+                connect_failure=self._connection_class.last_failure,
+            ) from exc
         finally:
             self.slots.release()
+
+    async def _discard(self, conn: Conn, exc: psycopg.Error) -> None:
+        """Close a session that would answer every write the same way (read-only), so
+        that putconn() replaces it, and drain the pool: its other sessions were opened
+        to the same server and are read-only too, while new ones may reach a new
+        primary (a multi-host URL, a proxy that follows the failover). Sessions in use
+        now are replaced when they come back (psycopg_pool's drain)."""
+        self.sessions_discarded += 1
+        log.info(
+            "closing the pool's sessions after SQLSTATE %s: %s", sqlstate_of(exc), _one_line(exc)
+        )
+        await conn.close()
+        await self.pool.drain()
 
     async def _take_slot(self, acquire_by: float, tag: Hashable | None, stamp: float) -> None:
         """Wait, first in first out, until one of the pool's connections is ours to take.

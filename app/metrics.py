@@ -86,6 +86,12 @@ class _RuntimeCollector(Collector):
             "connections found dead by the check before use",
             value=self._db.checks_failed,
         )
+        yield CounterMetricFamily(
+            "db_sessions_discarded",
+            "times a session answered a SQLSTATE it would repeat (25006 read-only) and the "
+            "pool's sessions were closed and replaced",
+            value=self._db.sessions_discarded,
+        )
         admission = self._db.admission
         now = time.monotonic()
         yield GaugeMetricFamily(
