@@ -12,6 +12,7 @@ per bug and writes bench/results/explore-bugs-<time>.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=2, help="runs of each shrink candidate")
     parser.add_argument("--skip-catalogue", action="store_true")
+    parser.add_argument("--workers", type=int, default=1, help="explore's worker processes")
     return parser
 
 
@@ -61,6 +63,8 @@ def one_bug(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any
             row["catalogue_catches"] = bool(failed)
             row["catalogue_failed"] = failed
             row["catalogue_seconds"] = round(time.monotonic() - started, 1)
+        if args.workers > 1:
+            stack.stop()  # each worker starts its own
         found = explore(
             stack,
             target,
@@ -69,6 +73,13 @@ def one_bug(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any
             repeats=args.repeats,
             out_dir=workdir / "explore",
             first_only=True,
+            workers=args.workers,
+            new_stack=functools.partial(
+                LocalStack,
+                service_command=tuple(target.service_command),
+                service_settings_names=tuple(COUPONS.settings_names),
+            ),
+            progress=lambda line: print(f"  {line}", flush=True),
         )
         row["explore_catches"] = bool(found.found)
         row["schedules_run"] = len(found.trials)
@@ -94,18 +105,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"== {bug.name}: {bug.breaks}", flush=True)
             rows.append(one_bug(bug.name, args, Path(tmp)))
             print(rows[-1], flush=True)
-    print(f"\n{'bug':22} {'catalogue':>9} {'explore':>8} {'to fail':>8} {'shrunk':>7}  checks")
+    print(f"\n{'bug':27} {'catalogue':>9} {'explore':>8} {'to fail':>8} {'shrunk':>7}  checks")
     for r in rows:
         met = r.get("explore_catches") and r.get("shrunk_faults", 99) <= MAX_SHRUNK_FAULTS
         print(
-            f"{r['bug']:22} {r.get('catalogue_catches', '-')!s:>9} "
+            f"{r['bug']:27} {r.get('catalogue_catches', '-')!s:>9} "
             f"{r['explore_catches']!s:>8} {r.get('seconds_to_failure', '-'):>8} "
             f"{r.get('shrunk_faults', '-'):>7}  {r.get('failed_checks', '-')} "
             f"{'met' if met else 'MISSED'}"
         )
     write_json(
         RESULTS_DIR / f"explore-bugs-{time.strftime('%Y%m%d-%H%M%S')}.json",
-        {"machine": env_note(), "budget": args.budget, "seed": args.seed, "rows": rows},
+        {
+            "machine": env_note(),
+            "budget": args.budget,
+            "seed": args.seed,
+            "workers": args.workers,
+            "rows": rows,
+        },
     )
     return 0
 

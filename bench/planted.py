@@ -70,6 +70,22 @@ BUGS: tuple[Bug, ...] = (
         '            "-c synchronous_commit=off -c client_connection_check_interval=1000"',
     ),
     Bug(
+        "retry-after-unknown-outcome",
+        "a write retried on a fresh connection after its connection broke, though the "
+        "commit may have landed",
+        "app/db.py",
+        "                async with conn:  # commit on success, roll back on error\n"
+        "                    result = await work(conn, state)\n",
+        "                try:\n"
+        "                    async with conn:  # commit on success, roll back on error\n"
+        "                        result = await work(conn, state)\n"
+        "                except psycopg.OperationalError:\n"
+        "                    await self.pool.putconn(conn)\n"
+        "                    conn = await self._checked_connection(deadline)\n"
+        "                    async with conn:\n"
+        "                        result = await work(conn, state)\n",
+    ),
+    Bug(
         "write-attempted-lie",
         "a 503 that claims nothing was written when a statement was sent",
         "app/errors.py",

@@ -14,6 +14,7 @@ chaos serve [--port N]
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import secrets
@@ -310,33 +311,45 @@ def _explore(args: argparse.Namespace) -> int:
         return _replay(args, target)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     say(f"explore: seed {seed} (replay with --seed {seed})")
-    with _stack_for(args, target) as stack:
-        found = explore(
-            stack,
-            target,
-            seed=seed,
-            schedules=args.schedules,
-            budget=args.budget,
-            repeats=args.repeats,
-            out_dir=Path(args.out),
-            progress=say,
-            shard=args.shard,
+    options = dict(
+        seed=seed,
+        schedules=args.schedules,
+        budget=args.budget,
+        repeats=args.repeats,
+        out_dir=Path(args.out),
+        progress=say,
+        shard=args.shard,
+        stack_kind="ha" if args.stack == "ha" else "any",
+    )
+    if args.workers > 1:
+        if args.stack != "local" or args.service_url:
+            raise ChaosError("--workers N needs --stack local (a stack per worker, free ports)")
+        new_stack = functools.partial(
+            LocalStack,
+            service_command=tuple(target.service_command),
+            service_settings_names=tuple(target.settings_names),
         )
+        say(f"starting {args.workers} workers, each with its own local stack")
+        found = explore(None, target, workers=args.workers, new_stack=new_stack, **options)
+    else:
+        with _stack_for(args, target) as stack:
+            found = explore(stack, target, **options)
     write_summary(found, Path(args.report_dir) / "explore.json")
     print("\n".join(summary(found)))
     return 1 if found.found else 0
 
 
 def _replay(args: argparse.Namespace, target: Target) -> int:
-    from chaos.explore.runner import run_once, schedule_for
+    from chaos.explore.runner import default_kinds, run_once, schedule_for
 
-    schedule = schedule_for(args.seed, args.replay)
+    stack_kind = "ha" if args.stack == "ha" else "any"
+    schedule = schedule_for(args.seed, args.replay, default_kinds(target, stack_kind))
     name = f"explore-{args.seed}-{args.replay}"
     say(f"{name}: {schedule.describe()}")
     failures: list[list[str]] = []
     with _stack_for(args, target) as stack:
         for n in range(1, args.repeats + 1):
-            trial = run_once(stack, schedule, name, target)
+            trial = run_once(stack, schedule, name, target, stack_kind)
             verdict = sorted(trial.failed) or ([f"error: {trial.error}"] if trial.error else [])
             say(f"{name}: run {n}: {'FAIL ' + str(verdict) if trial.fails else 'passed'}")
             if trial.fails:
@@ -425,9 +438,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explore.add_argument(
         "--stack",
-        choices=("local", "compose"),
+        choices=("local", "compose", "ha"),
         default="local",
-        help="where to run (the HA kinds are not explored yet)",
+        help="where to run; the HA stack draws its cluster faults too",
+    )
+    explore.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N stacks side by side on this machine, one process each (local stack only)",
     )
     _target_argument(explore)
     _stack_arguments(explore)

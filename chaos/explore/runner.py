@@ -1,45 +1,40 @@
-"""Exploration: draw schedules, run each through the one engine, judge them without an
-expectation per schedule, shrink a failing one, and write it as a scenario file.
-
-A schedule fails when any judged check fails (`judged`: all but the answers while a fault
-is on and the faults' own checks): the target's invariants and lost writes, every answer within its
-bound (no-hang), Retry-After on every 503, recovery within its bound after the last
-fault, no leak after settling, the warm-up and the traffic after recovery all 200, and
-evidence that the faults acted. Timing is real, so a candidate of the shrink runs up to
-`repeats` times and counts as failing when any run fails on one of the checks the
-original failed on; shrinking stops when no one-move smaller schedule fails.
+"""Exploration: draw schedules, run each through the one engine (chaos.explore.trial),
+on one stack or on a pool of worker processes (chaos.explore.pool), shrink the failing
+ones to scenario files, and say what the run covered.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import random
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from chaos.errors import ChaosError
-from chaos.explore.space import KINDS, Kind, Schedule, draw, judged, smaller
-from chaos.faults.base import FaultFactory
+from chaos.explore.pool import run_pool
+from chaos.explore.space import KINDS, Kind, kinds_for
+from chaos.explore.trial import (
+    UNOBSERVED,
+    Attempt,
+    Plan,
+    Trial,
+    attempt,
+    failing_checks,
+    run_once,
+    schedule_for,
+)
 from chaos.faults.registry import fault_kinds
 from chaos.infra.stack import Stack
-from chaos.run.engine import run_selection
-from chaos.run.result import ScenarioResult
-from chaos.scenarios.loader import parse_scenarios
-from chaos.scenarios.model import Scenario
 from chaos.targets.base import Target
 
-#: The check whose failure alone makes a schedule inconclusive (Trial.unobserved).
-UNOBSERVED = "fault-observed"
-
 __all__ = [
+    "UNOBSERVED",
     "Exploration",
     "Trial",
+    "default_kinds",
     "explore",
     "failing_checks",
     "run_once",
@@ -47,37 +42,6 @@ __all__ = [
     "summary",
     "write_summary",
 ]
-
-
-def failing_checks(result: ScenarioResult) -> frozenset[str]:
-    """The checks that judge an exploration and failed."""
-    return frozenset(c.name for c in result.failed_checks() if judged(c.name))
-
-
-def schedule_for(seed: int, index: int, kinds: tuple[Kind, ...] = KINDS) -> Schedule:
-    """The schedule number `index` of exploration `seed`: the same every time."""
-    return draw(random.Random(f"{seed}:{index}"), kinds)
-
-
-@dataclass
-class Trial:
-    """One run of one schedule."""
-
-    schedule: Schedule
-    failed: frozenset[str]
-    error: str | None = None
-    result: ScenarioResult | None = None
-
-    @property
-    def unobserved(self) -> bool:
-        """Only fault-observed failed: the schedule's faults showed no effect at all,
-        which says the drawn faults were too mild to judge the service by, not that
-        the service is wrong (a shrink would only make them milder)."""
-        return self.failed == {UNOBSERVED} and self.error is None
-
-    @property
-    def fails(self) -> bool:
-        return (bool(self.failed) and not self.unobserved) or self.error is not None
 
 
 @dataclass
@@ -88,9 +52,12 @@ class Exploration:
     trials: list[Trial] = field(default_factory=list)
     found: list[dict[str, object]] = field(default_factory=list)
     """Per failing schedule: original, shrunk, the shrink's steps, the file written."""
-    shrunk_runs: dict[str, ScenarioResult] = field(default_factory=dict)
-    """Per failing schedule, by name: the last failing run of its shrunk schedule."""
+    timelines: dict[str, bytes] = field(default_factory=dict)
+    """Per failing schedule, by name: the PNG timeline of its shrunk schedule's last
+    failing run."""
     wall_seconds: float = 0.0
+    kinds: tuple[Kind, ...] = KINDS
+    workers: int = 1
 
     def coverage(self) -> dict[str, object]:
         """Which kinds, how many overlaps, what ranges of duration the runs covered."""
@@ -112,7 +79,8 @@ class Exploration:
             "schedules": len(self.trials),
             "kinds": dict(sorted(kinds.items())),
             "attribute_ranges": dict(sorted(ranges.items())),
-            "kinds_not_drawn": sorted({k.name for k in KINDS} - set(kinds)),
+            "kinds_not_drawn": sorted({k.name for k in self.kinds} - set(kinds)),
+            "workers": self.workers,
             "overlapping_pairs": sum(t.schedule.overlaps for t in self.trials),
             "step_seconds": [min(durations, default=0.0), max(durations, default=0.0)],
             "unobserved": [t.schedule.describe() for t in self.trials if t.unobserved],
@@ -122,29 +90,15 @@ class Exploration:
         }
 
 
-def _scenario(schedule: Schedule, name: str, target: Target) -> Scenario:
-    data = {"scenarios": [schedule.scenario(name, schedule.describe())]}
-    scenarios, problems = parse_scenarios(yaml.safe_dump(data), source=name, kinds=_kinds(target))
-    if problems or len(scenarios) != 1:
-        raise ChaosError(f"a drawn schedule is not a valid scenario: {list(map(str, problems))}")
-    return scenarios[0]
-
-
-def _kinds(target: Target) -> dict[str, FaultFactory]:
-    return fault_kinds(target.fault_kinds())
-
-
-def run_once(stack: Stack, schedule: Schedule, name: str, target: Target) -> Trial:
-    """Run a schedule once through the engine; an error is a failing trial too."""
-    scenario = _scenario(schedule, name, target)
-    (run,) = run_selection(stack, [scenario], keep_going=True, target=target)
-    if run.result is None:
-        return Trial(schedule, frozenset(), error=str(run.error))
-    return Trial(schedule, failing_checks(run.result), result=run.result)
+def default_kinds(target: Target, stack_kind: str = "any") -> tuple[Kind, ...]:
+    """What an exploration draws from by default: the stack's built-in kinds, and the
+    target's and the entry points' kinds that declare their ranges (`kinds_for`)."""
+    stack_name = "ha" if stack_kind == "ha" else "local"
+    return kinds_for(stack_name, fault_kinds(target.fault_kinds()))
 
 
 def explore(
-    stack: Stack,
+    stack: Stack | None,
     target: Target,
     *,
     seed: int,
@@ -155,108 +109,69 @@ def explore(
     progress: Callable[[str], None] = lambda _: None,
     first_only: bool = False,
     shard: tuple[int, int] = (0, 1),
+    kinds: tuple[Kind, ...] | None = None,
+    stack_kind: str = "any",
+    workers: int = 1,
+    new_stack: Callable[[], Stack] | None = None,
 ) -> Exploration:
     """Draw and run schedules until `schedules` ran or `budget` seconds passed (or, with
     `first_only`, one failed); shrink every failing one and write it to
     `out_dir/<seed>-<n>.yaml`. `shard` (i, n) runs the schedules whose index is i modulo
-    n, so n machines of a CI matrix split one seed's schedules between them."""
+    n, so n machines of a CI matrix split one seed's schedules between them.
+
+    `kinds`: what schedules are drawn from, by default `kinds_for` the stack (`stack_kind`
+    `ha`: the HA stack, which the drawn scenarios then need) and the target's and the
+    entry points' kinds that declare their ranges. With `workers` > 1, `stack` is not used:
+    that many processes each start a stack of their own with `new_stack` (free ports)
+    and take the next schedule when they finish one (chaos.explore.pool)."""
     part, parts = shard
     if not 0 <= part < parts:
         raise ChaosError(f"shard {part}/{parts}: expected 0 <= i < n")
     if schedules is None and budget is None:
         raise ChaosError("explore needs --schedules or --budget")
-    found = Exploration(seed)
+    if workers < 1:
+        raise ChaosError(f"workers: expected at least 1, got {workers}")
+    if kinds is None:
+        kinds = default_kinds(target, stack_kind)
+    plan = Plan(seed, kinds, stack_kind, repeats, out_dir)
+    found = Exploration(seed, kinds=kinds, workers=workers)
     started = time.monotonic()
-    ran = 0
-    while (schedules is None or ran < schedules) and (
-        budget is None or time.monotonic() - started < budget
-    ):
-        index = part + ran * parts
-        ran += 1
-        schedule = schedule_for(seed, index)
-        name = f"explore-{seed}-{index}"
-        progress(f"{name}: {schedule.describe()}")
-        trial = run_once(stack, schedule, name, target)
-        found.trials.append(trial)
-        if trial.fails:
-            progress(f"{name}: FAIL {sorted(trial.failed) or trial.error}; shrinking")
-            first = time.monotonic() - started
-            shrunk, last = _shrink(stack, target, trial, name, repeats, out_dir, progress)
-            found.found.append({**shrunk, "seconds_to_failure": round(first, 1)})
-            if last is not None:
-                found.shrunk_runs[name] = last
-            if first_only:
-                break
-        elif trial.unobserved:
-            progress(f"{name}: unobserved (its faults showed no effect); not judged")
-        else:
-            progress(f"{name}: passed")
+    sent = 0
+
+    def more() -> int | None:
+        """The next schedule's index, or None when the run is over."""
+        nonlocal sent
+        over_budget = budget is not None and time.monotonic() - started >= budget
+        if (schedules is not None and sent >= schedules) or over_budget:
+            return None
+        if first_only and found.found:
+            return None
+        sent += 1
+        return part + (sent - 1) * parts
+
+    def record(done: Attempt) -> None:
+        found.trials.append(done.trial)
+        if done.found is not None:
+            assert done.failed_at is not None
+            name = str(done.found["name"])
+            found.found.append(
+                {**done.found, "seconds_to_failure": round(done.failed_at - started, 1)}
+            )
+            if done.timeline is not None:
+                found.timelines[name] = done.timeline
+
+    if workers == 1:
+        if stack is None:
+            raise ChaosError("explore with one worker needs a started stack")
+        while (index := more()) is not None:
+            record(attempt(stack, target, plan, index, progress))
+    else:
+        if new_stack is None:
+            raise ChaosError("explore with several workers needs new_stack (a stack per worker)")
+        run_pool(workers, new_stack, target, plan, more, record, progress)
+    found.trials.sort(key=lambda t: t.index)
     found.wall_seconds = time.monotonic() - started
     return found
-
-
-def _shrink(
-    stack: Stack,
-    target: Target,
-    original: Trial,
-    name: str,
-    repeats: int,
-    out_dir: Path,
-    progress: Callable[[str], None],
-) -> tuple[dict[str, object], ScenarioResult | None]:
-    wanted = original.failed or frozenset({"error"})
-    current = original.schedule
-    last = original.result
-    steps: list[dict[str, object]] = []
-    runs = 0
-
-    def fails(candidate: Schedule) -> frozenset[str]:
-        nonlocal runs, last
-        for _ in range(repeats):
-            runs += 1
-            trial = run_once(stack, candidate, f"{name}-shrink", target)
-            failed = trial.failed or (frozenset({"error"}) if trial.error else frozenset())
-            if trial.unobserved:
-                failed = frozenset()  # too mild to tell: not the original's failure
-            if failed & wanted:
-                last = trial.result
-                return failed & wanted
-        return frozenset()
-
-    moved = True
-    while moved:
-        moved = False
-        for candidate in smaller(current):
-            if candidate.size >= current.size:
-                continue
-            failed = fails(candidate)
-            if failed:
-                steps.append({"schedule": candidate.describe(), "failed": sorted(failed)})
-                progress(f"{name}: still fails {sorted(failed)} as {candidate.describe()}")
-                current, moved = candidate, True
-                break
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name.removeprefix('explore-')}.yaml"
-    description = (
-        f"Shrunk by pgchaos explore from {original.schedule.describe()}; it failed "
-        f"{', '.join(sorted(wanted))}."
-    )
-    doc = {"scenarios": [current.scenario(name, description)]}
-    path.write_text(
-        "# Written by `pgchaos explore`; rerun with `pgchaos run --scenarios "
-        f"{path}`.\n" + yaml.safe_dump(doc, sort_keys=False)
-    )
-    progress(f"{name}: shrunk to {current.describe()} in {runs} runs; wrote {path}")
-    return {
-        "name": name,
-        "failed": sorted(wanted),
-        "original": original.schedule.describe(),
-        "shrunk": current.describe(),
-        "faults": len(current.steps),
-        "shrink_steps": steps,
-        "runs": runs,
-        "file": str(path),
-    }, last
 
 
 def summary(found: Exploration) -> list[str]:
@@ -280,8 +195,6 @@ def write_summary(found: Exploration, path: Path) -> None:
     shrink's steps and the timeline of the shrunk run."""
     import json
 
-    from chaos.report.writers import timeline_png
-
     path.parent.mkdir(parents=True, exist_ok=True)
     esc = html.escape
     sections = []
@@ -291,11 +204,11 @@ def write_summary(found: Exploration, path: Path) -> None:
             f"<li>{esc(str(s['schedule']))}: still fails {esc(str(s['failed']))}</li>"
             for s in f["shrink_steps"]  # type: ignore[attr-defined]
         )
-        run = found.shrunk_runs.get(name)
+        png = found.timelines.get(name)
         picture = (
             f"<img alt='timeline of the shrunk {esc(name)}' src='data:image/png;base64,"
-            f"{base64.b64encode(timeline_png(run)).decode()}'>"
-            if run is not None
+            f"{base64.b64encode(png).decode()}'>"
+            if png is not None
             else ""
         )
         sections.append(

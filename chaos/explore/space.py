@@ -19,14 +19,18 @@ __all__ = [
     "FAULT_CHECK_PREFIX",
     "FREE_CHECKS",
     "GAP",
+    "HA_KINDS",
     "KINDS",
     "MAX_FAULTS",
+    "Attribute",
     "Kind",
     "PlannedStep",
     "Schedule",
+    "declared_kinds",
     "draw",
     "judged",
     "kind_of",
+    "kinds_for",
     "smaller",
 ]
 
@@ -83,6 +87,12 @@ class Kind:
     fixed: Mapping[str, object] = field(default_factory=dict)
     attributes: Mapping[str, Attribute] = field(default_factory=dict)
     toxic: bool = False
+    exclusive: bool = False
+    """Never on at the same time as another step (see EXCLUSIVE)."""
+    once: bool = False
+    """At most one step of such kinds per schedule: a cluster fault (a promotion, a
+    partition) leaves the cluster healing after its removal, and a second one would meet
+    the heal, not the cluster."""
 
     def draw(self, rng: random.Random) -> dict[str, object]:
         """One declaration of this kind, as a scenario file writes it."""
@@ -142,19 +152,69 @@ KINDS: tuple[Kind, ...] = (
     ),
     _toxic("limit_data", bytes=Attribute(256, 8192, 8192)),
     Kind("proxy-down"),
-    Kind("row-lock"),
+    Kind("row-lock", exclusive=True),
     Kind("terminate-idle-backends"),
-    Kind("database-down"),
-    Kind("database-frozen"),
+    Kind("database-down", exclusive=True),
+    Kind("database-frozen", exclusive=True),
 )
 """The kinds a local or compose stack explores, with the ranges that matter (the mild end
 of each still acts: a fault that does nothing fails fault-observed, which is a finding
 about the range, not the service): every Toxiproxy toxic type on either stream, the
 proxy down, and the database faults."""
 
-EXCLUSIVE = frozenset({"database-down", "database-frozen", "row-lock"})
+EXCLUSIVE = frozenset(k.name for k in KINDS if k.exclusive)
 """Kinds that never overlap another step: a stop of a frozen server, or a lock held on a
 database that is stopped, is not a fault the service meets, it is a harness that fails."""
+
+HA_KINDS: tuple[Kind, ...] = (
+    *(k for k in KINDS if k.toxic or k.name in ("proxy-down", "terminate-idle-backends")),
+    Kind("power-cut", fixed={"promotion": "expected"}, exclusive=True, once=True),
+    Kind("switchover", exclusive=True, once=True),
+    Kind("failover", exclusive=True, once=True),
+    Kind("replication-partition", exclusive=True, once=True),
+    Kind("etcd-partition", exclusive=True, once=True),
+)
+"""The kinds the HA stack explores: the toxics and the proxy down (on the client proxy
+of the node that leads when the step begins), idle terminations, and one cluster fault
+at most per schedule (power cut with a promotion, switchover, failover, replication
+partition, etcd partition). The database faults of a single server are not among them:
+on a cluster, Patroni restarts what they stop."""
+
+
+def declared_kinds(factories: Mapping[str, object]) -> tuple[Kind, ...]:
+    """Kinds from fault factories that declare what exploring them means: a factory (a
+    Fault subclass, usually) with an `explore` attribute, a mapping of parameter name to
+    `(low, high, mildest)`; `{}` for a kind without parameters. A float in any of the
+    three makes the parameter a float, else a whole number. Factories without it are
+    not explored (nobody said which values matter)."""
+    kinds = []
+    for name, factory in factories.items():
+        ranges = getattr(factory, "explore", None)
+        if ranges is None:
+            continue
+        if not isinstance(ranges, Mapping):
+            raise TypeError(f"fault kind {name!r}: `explore` must be a mapping, got {ranges!r}")
+        attributes = {}
+        for key, value in ranges.items():
+            low, high, mild = value
+            whole = all(isinstance(v, int) for v in (low, high, mild))
+            if not (min(low, high) <= mild <= max(low, high)):
+                raise ValueError(
+                    f"fault kind {name!r}: {key}: mildest {mild} not in [{low}, {high}]"
+                )
+            attributes[str(key)] = Attribute(float(low), float(high), float(mild), whole)
+        exclusive = bool(getattr(factory, "explore_exclusive", False))
+        kinds.append(Kind(name, attributes=attributes, exclusive=exclusive))
+    return tuple(kinds)
+
+
+def kinds_for(stack: str, extra: Mapping[str, object] | None = None) -> tuple[Kind, ...]:
+    """What an exploration on `stack` (`local`, `compose` or `ha`) draws from: the
+    built-in kinds of that stack, and the kinds of `extra` (the target's, the entry
+    points') that declare their ranges."""
+    builtin = HA_KINDS if stack == "ha" else KINDS
+    names = {k.name for k in builtin}
+    return builtin + tuple(k for k in declared_kinds(extra or {}) if k.name not in names)
 
 
 @dataclass(frozen=True)
@@ -206,11 +266,12 @@ class Schedule:
         steps = "; ".join(f"{s.kind} at {s.at:g} s for {s.duration:g} s" for s in self.steps)
         return f"{steps}; {self.concurrency} clients on {self.keys} key(s)"
 
-    def scenario(self, name: str, description: str) -> dict[str, object]:
+    def scenario(self, name: str, description: str, stack: str = "any") -> dict[str, object]:
         """The schedule as a scenario file's entry: any answer while a fault is on."""
         return {
             "name": name,
             "description": description,
+            **({"stack": stack} if stack != "any" else {}),
             "fault": {"kind": "schedule", "steps": [s.as_dict() for s in self.steps]},
             "workload": {"concurrency": self.concurrency, "keys": self.keys},
             "duration": 0,
@@ -222,13 +283,15 @@ def draw(rng: random.Random, kinds: tuple[Kind, ...] = KINDS) -> Schedule:
     """One schedule: 1 to MAX_FAULTS steps, sequential or overlapping, and a workload."""
     steps: list[PlannedStep] = []
     at = 0.0
+    exclusive = {k.name for k in kinds if k.exclusive}
     for _ in range(rng.randint(1, MAX_FAULTS)):
-        kind = rng.choice(kinds)
+        had_once = any(k.once and k.name in {s.kind for s in steps} for k in kinds)
+        kind = rng.choice([k for k in kinds if not (k.once and had_once)])
         duration = round(rng.uniform(*DURATION), 2)
-        exclusive = kind.name in EXCLUSIVE or (steps and steps[-1].kind in EXCLUSIVE)
+        alone = kind.name in exclusive or (steps and steps[-1].kind in exclusive)
         if steps:
             last = steps[-1]
-            if not exclusive and rng.random() < OVERLAP:
+            if not alone and rng.random() < OVERLAP:
                 at = round(last.at + rng.uniform(0.1, 0.9) * last.duration, 2)
             else:
                 at = round(last.at + last.duration + rng.uniform(*GAP), 2)

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import httpx
 
@@ -93,7 +94,21 @@ class FaultContext:
 
 
 class Fault(ABC):
-    """Something that goes wrong, and its undo."""
+    """Something that goes wrong, and its undo.
+
+    A kind that `pgchaos explore` may draw declares it in two class attributes:
+    `explore`, a mapping of each numeric parameter to `(low, high, mildest)` (`{}` for a
+    kind without parameters; None, the default, leaves the kind out), and
+    `explore_exclusive`, True when a step of it must not overlap another step. A fault
+    the service must hide from clients says so in `hidden`.
+    """
+
+    explore: ClassVar[Mapping[str, tuple[float, float, float]] | None] = None
+    explore_exclusive: ClassVar[bool] = False
+    hidden: ClassVar[bool] = False
+    """The service must hide this fault from its clients: as a step of a schedule, alone
+    (no other step on, none within the recovery bound before it), every request it
+    touches answers 200 (the `hidden-steps` check)."""
 
     @property
     @abstractmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from chaos.core.checks import CheckResult
 from chaos.faults.base import Fault, FaultContext
@@ -33,6 +34,8 @@ class TerminateIdleBackends(Fault):
 
     Invisible to clients: the pool checks a connection before handing it out.
     """
+
+    hidden: ClassVar[bool] = True
 
     @property
     def kind(self) -> str:

@@ -106,23 +106,44 @@ def fault_kinds(extra: Mapping[str, FaultFactory] | None = None) -> dict[str, Fa
     return kinds
 
 
-def _lazy(name: str, load: Callable[[], object]) -> FaultFactory:
-    def factory(**params: object) -> Fault:
+class _Lazy:
+    """An entry point's fault kind, loaded when first used: to build a fault, or to read
+    the ranges it declares for `pgchaos explore` (its `explore` attribute)."""
+
+    def __init__(self, name: str, load: Callable[[], object]) -> None:
+        self.name = name
+        self._load = load
+
+    def loaded(self) -> Callable[..., object]:
         try:
-            made = load()
+            made = self._load()
         except Exception as exc:
             raise ScenarioError(
-                f"fault kind {name!r}: loading its entry point failed: {exc}"
+                f"fault kind {self.name!r}: loading its entry point failed: {exc}"
             ) from exc
         if not callable(made):
-            raise ScenarioError(f"fault kind {name!r}: entry point is not callable: {made!r}")
-        _bind(name, made, params)
+            raise ScenarioError(f"fault kind {self.name!r}: entry point is not callable: {made!r}")
+        return made
+
+    @property
+    def explore(self) -> object:
+        return getattr(self.loaded(), "explore", None)
+
+    @property
+    def explore_exclusive(self) -> bool:
+        return bool(getattr(self.loaded(), "explore_exclusive", False))
+
+    def __call__(self, **params: object) -> Fault:
+        made = self.loaded()
+        _bind(self.name, made, params)
         fault = made(**params)
         if not isinstance(fault, Fault):
-            raise ScenarioError(f"fault kind {name!r} made {fault!r}, not a chaos Fault")
+            raise ScenarioError(f"fault kind {self.name!r} made {fault!r}, not a chaos Fault")
         return fault
 
-    return factory
+
+def _lazy(name: str, load: Callable[[], object]) -> FaultFactory:
+    return _Lazy(name, load)
 
 
 def _bind(kind: str, factory: Callable[..., object], params: Mapping[str, object]) -> None:

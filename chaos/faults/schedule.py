@@ -12,6 +12,12 @@ The schedule runs inside `inject`, in the engine's thread (faults share its admi
 connection), waiting between steps for the schedule's own times; the first step on marks
 `in-effect`, the last step off marks `over`, so recovery is measured from the end of the
 last fault. A step still on when something fails is removed by `remove`.
+
+So that each step can be shown to have acted (`fault-observed` judges every step of a
+schedule), the schedule keeps per step, in `notes["steps"]`: its kind, when it was on and
+off, what it reported doing itself, and the service's pool counters read when it went on
+and at the next moment after it went off (None for the step that ends the schedule: the
+engine's reading after the run stands in for it).
 """
 
 from __future__ import annotations
@@ -21,9 +27,30 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 
-from chaos.faults.base import Fault, FaultContext
+import httpx
 
-__all__ = ["Step", "Timeline"]
+from chaos.errors import ChaosError
+from chaos.faults.base import Fault, FaultContext
+from chaos.infra.probes import read_metrics
+
+__all__ = ["POOL_COUNTERS", "Step", "Timeline", "pool_counters"]
+
+POOL_COUNTERS = {
+    "connections-lost": ("db_pool_connections_lost_total", "db_pool_returns_bad_total"),
+    "checks-failed": ("db_pool_checks_failed_total",),
+    "connect-errors": ("db_pool_connections_errors_total",),
+}
+"""The service's pool counters that prove a fault acted, by the evidence kind they give
+(chaos.scenarios.model.EVIDENCE_KINDS), each the sum of these metrics."""
+
+
+def pool_counters(service: httpx.Client) -> dict[str, int] | None:
+    """The pool counters now, by evidence kind; None when /metrics does not answer."""
+    try:
+        m = read_metrics(service)
+    except ChaosError:
+        return None
+    return {kind: int(sum(m.get(n, 0) for n in names)) for kind, names in POOL_COUNTERS.items()}
 
 
 @dataclass(frozen=True)
@@ -77,27 +104,41 @@ class Timeline(Fault):
             [(s.at, 1, i) for i, s in enumerate(self.steps)]
             + [(s.end, 0, i) for i, s in enumerate(self.steps)]
         )  # at one instant, removals (0) before injections (1)
-        own = [replace(ctx, resources=ExitStack()) for _ in self.steps]
+        own = [replace(ctx, resources=ExitStack(), evidence=[]) for _ in self.steps]
         on: set[int] = set()
+        record: list[dict[str, object]] = [
+            {"kind": s.fault.kind, "evidence": own[i].evidence, "hidden": s.fault.hidden}
+            for i, s in enumerate(self.steps)
+        ]
+        ctx.notes["steps"] = record
+        readings: list[dict[str, int] | None] = []  # before each moment
+        ends: dict[int, int] = {}
 
         def off(i: int) -> None:
             if i in on:
                 on.discard(i)
                 self.steps[i].fault.remove(own[i])
-                ctx.mark(f"step {i + 1} off")
+                record[i]["off"] = ctx.mark(f"step {i + 1} off")
 
         began = time.monotonic()
         pause = threading.Event()  # the schedule's own times, not a synchronisation
-        for moment, inject, i in moments:
+        for m, (moment, inject, i) in enumerate(moments):
             pause.wait(max(0.0, began + moment - time.monotonic()))
+            readings.append(pool_counters(ctx.service))
             if inject:
                 ctx.resources.callback(off, i)  # a failure later still removes it
                 on.add(i)
                 ctx.in_effect()
+                record[i]["counters_on"] = readings[m]
                 self.steps[i].fault.inject(own[i])
-                ctx.mark(f"step {i + 1} on")
+                record[i]["on"] = ctx.mark(f"step {i + 1} on")
             else:
                 off(i)
+                ends[i] = m
+        for i, m in ends.items():
+            record[i]["counters_after"] = readings[m + 1] if m + 1 < len(readings) else None
+        for i, step in enumerate(own):
+            ctx.evidence.extend(f"step {i + 1}: {e}" for e in step.evidence)
         ctx.over()
 
     def remove(self, ctx: FaultContext) -> None:

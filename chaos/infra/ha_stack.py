@@ -485,6 +485,12 @@ class HaStack(Stack):
 
         wait_for(create, timeout=30.0, what=f"database {DATABASE} on {node.name}", interval=0.2)
 
+    def restart_service(self) -> None:
+        if self.service is None:
+            raise ChaosError("the stack is not started")
+        self.service.stop()
+        self.service.start()
+
     def stop(self) -> None:
         """Service, nodes, Toxiproxy, etcd, work dir: each attempted even if one fails."""
         errors: list[BaseException] = []

@@ -142,6 +142,11 @@ class Stack(ABC):
         with self.toxiproxy() as client:
             client.reset()
 
+    def restart_service(self) -> None:
+        """Restart the service on its port: a run that left it off its baseline (a leak)
+        would otherwise fail every run after it (`pgchaos explore` does so)."""
+        raise ChaosError(f"{type(self).__name__} cannot restart its service")
+
     @abstractmethod
     def start(self) -> None:
         """Bring the stack up (or check that it is up)."""
@@ -285,6 +290,12 @@ class LocalStack(Stack):
         except BaseException:
             self.stop()
             raise
+
+    def restart_service(self) -> None:
+        if self.service is None:
+            raise ChaosError("the stack is not started")
+        self.service.stop()
+        self.service.start()
 
     def stop(self) -> None:
         """Service, Toxiproxy, PostgreSQL, temp dir: each attempted even if one fails."""

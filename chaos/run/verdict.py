@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Mapping
 
 from chaos.core.bounds import DEADLINE, HEALTH
 from chaos.core.checks import CheckResult, sample
-from chaos.core.history import percentile
+from chaos.core.history import Operation, percentile
+from chaos.infra.probes import Snapshot
 from chaos.infra.roles import PRIMARY
 from chaos.run.result import ScenarioResult
 
@@ -63,15 +65,16 @@ def usual_ceiling(latencies: list[float]) -> tuple[float, str] | None:
     return p95, f"95th percentile {p95 * 1000:.1f} ms"
 
 
-def evidence(r: ScenarioResult) -> dict[str, str]:
-    """Every kind of evidence the run holds that the fault acted, with what was seen."""
+def _answer_evidence(
+    r: ScenarioResult, touched: list[Operation], during: list[Operation]
+) -> dict[str, str]:
+    """Evidence in the answers: to the requests a fault touched, and the 200s during it."""
     found: dict[str, str] = {}
-    touched = r.touched()
     failed = Counter(op.label for op in touched if op.status != 200)
     if failed:
         found["answers"] = f"answers other than 200 to requests the fault touched: {dict(failed)}"
     warm = usual_ceiling([op.latency for op in r.before() if op.status == 200])
-    hot = [op.latency for op in r.during() if op.status == 200]
+    hot = [op.latency for op in during if op.status == 200]
     if hot and warm is not None and statistics.median(hot) > warm[0]:
         found["latency"] = (
             f"median latency of {len(hot)} 200s during the fault "
@@ -84,25 +87,118 @@ def evidence(r: ScenarioResult) -> dict[str, str]:
             f"{statistics.median(slow) * 1000:.1f} ms (fastest {min(slow) * 1000:.1f} ms), "
             f"above twice the warm-up's {warm[1]}"
         )
+    return found
+
+
+_COUNTER_TEXT = {
+    "connections-lost": "pool connections broken in use",
+    "checks-failed": "pool connections found dead before use",
+    "connect-errors": "pool connection attempts failed",
+}
+
+
+def _counter_evidence(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, str]:
+    """Evidence in the pool counters (by evidence kind) risen between two readings."""
+    return {
+        kind: f"{text}: +{after[kind] - before[kind]}"
+        for kind, text in _COUNTER_TEXT.items()
+        if kind in before and kind in after and after[kind] > before[kind]
+    }
+
+
+def _counters(snap: Snapshot) -> dict[str, int]:
+    return {
+        "connections-lost": snap.connections_lost + snap.returns_bad,
+        "checks-failed": snap.checks_failed,
+        "connect-errors": snap.connection_errors,
+    }
+
+
+def evidence(r: ScenarioResult) -> dict[str, str]:
+    """Every kind of evidence the run holds that the fault acted, with what was seen."""
+    found = _answer_evidence(r, r.touched(), r.during())
     if r.baseline and r.after:
-        b, a = r.baseline, r.after
-        lost = (a.connections_lost + a.returns_bad) - (b.connections_lost + b.returns_bad)
-        if lost > 0:
-            found["connections-lost"] = f"pool connections broken in use: +{lost}"
-        dead = a.checks_failed - b.checks_failed
-        if dead > 0:
-            found["checks-failed"] = f"pool connections found dead before use: +{dead}"
-        errors = a.connection_errors - b.connection_errors
-        if errors > 0:
-            found["connect-errors"] = f"pool connection attempts failed: +{errors}"
+        found.update(_counter_evidence(_counters(r.baseline), _counters(r.after)))
     if r.evidence:
         found["fault"] = "; ".join(r.evidence)
     return found
 
 
+def step_evidence(r: ScenarioResult) -> list[tuple[str, dict[str, str]]] | None:
+    """For a schedule of several steps (chaos.faults.schedule): per step, its name and the
+    evidence that it acted, from the requests its window touched, the pool counters from
+    its start to the next moment after its end, and what it reported doing; None for a
+    fault that is not such a schedule."""
+    steps = r.notes.get("steps")
+    if not isinstance(steps, list) or len(steps) < 2:
+        return None
+    out: list[tuple[str, dict[str, str]]] = []
+    for n, step in enumerate(steps, 1):
+        on, off = step.get("on"), step.get("off")
+        name = f"step {n} ({step.get('kind')})"
+        if not isinstance(on, int | float) or not isinstance(off, int | float):
+            out.append((name, {}))
+            continue
+        touched = [op for op in r.operations if op.start <= off and op.end >= on]
+        during = [op for op in r.operations if on <= op.start and op.end <= off]
+        found = _answer_evidence(r, touched, during)
+        before = step.get("counters_on")
+        after = step.get("counters_after") or (_counters(r.after) if r.after else None)
+        if isinstance(before, dict) and isinstance(after, dict):
+            found.update(_counter_evidence(before, after))
+        if step.get("evidence"):
+            found["fault"] = "; ".join(map(str, step["evidence"]))
+        out.append((name, found))
+    return out
+
+
+def hidden_steps(r: ScenarioResult, recovery_bound: float) -> CheckResult | None:
+    """A schedule's steps of a kind the service must hide (Fault.hidden), alone: no other
+    step on during it, none ending within `recovery_bound` before it began; every request
+    such a step touched answered 200. None when the run was not such a schedule."""
+    steps = r.notes.get("steps")
+    if not isinstance(steps, list) or not any(s.get("hidden") for s in steps):
+        return None
+    windows = [(s.get("on"), s.get("off")) for s in steps]
+    judged: list[str] = []
+    seen: Counter[str] = Counter()
+    for i, step in enumerate(steps):
+        on, off = windows[i]
+        if not step.get("hidden") or not isinstance(on, float) or not isinstance(off, float):
+            continue
+        others = [w for j, w in enumerate(windows) if j != i]
+        if any(
+            isinstance(a, float) and isinstance(b, float) and a <= off and b + recovery_bound >= on
+            for a, b in others
+        ):
+            continue
+        judged.append(f"step {i + 1}")
+        seen.update(op.label for op in r.operations if op.start <= off and op.end >= on)
+    bad = {label: n for label, n in seen.items() if label != "200"}
+    return CheckResult(
+        "hidden-steps",
+        not bad,
+        f"steps the service must hide, alone: {', '.join(judged) or 'none'}; requests they "
+        f"touched: {dict(seen)}; not 200: {bad or 'none'}",
+    )
+
+
 def fault_observed(r: ScenarioResult) -> CheckResult:
-    """The run holds evidence, of a kind the scenario accepts, that its fault acted."""
+    """The run holds evidence, of a kind the scenario accepts, that its fault acted; for
+    a schedule of several steps, that each step acted."""
     accepted = r.scenario.expect.observed
+    per_step = step_evidence(r)
+    if per_step is not None:
+        lines = []
+        for name, seen in per_step:
+            kinds = sorted(kind for kind in seen if kind in accepted)
+            lines.append(f"{name}: {', '.join(kinds) if kinds else 'no evidence'}")
+        unseen = [name for name, found in per_step if not set(found) & accepted]
+        return CheckResult(
+            "fault-observed",
+            not unseen,
+            f"{len(per_step) - len(unseen)} of {len(per_step)} steps acted; " + "; ".join(lines),
+        )
     found = evidence(r)
     proof = {kind: text for kind, text in found.items() if kind in accepted}
     others = sorted(set(found) - accepted)
@@ -213,6 +309,9 @@ def answer_checks(r: ScenarioResult) -> list[CheckResult]:
     )
     checks.append(no_hang(r))
     checks.append(fault_observed(r))
+    hidden = hidden_steps(r, recovery)
+    if hidden is not None:
+        checks.append(hidden)
     return checks
 
 

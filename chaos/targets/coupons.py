@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 
@@ -238,6 +239,11 @@ class TerminateMidTransaction(Fault):
     claim of the same pair decrements the stock, then waits on the unique index. That
     backend is terminated: the client must get 503, and the decrement must roll back.
     """
+
+    # pgchaos explore draws it too (no parameters); it needs the victim's claim to reach
+    # the database, so it is on alone.
+    explore: ClassVar[Mapping[str, tuple[float, float, float]] | None] = {}
+    explore_exclusive: ClassVar[bool] = True
 
     @property
     def kind(self) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.planted import PlantedCoupons, planted_copy
-from chaos.explore.runner import explore, schedule_for, write_summary
+from chaos.explore.runner import default_kinds, explore, schedule_for, write_summary
 from chaos.infra.stack import LocalStack
 from chaos.run.engine import run_selection
 from chaos.scenarios.loader import load_scenarios
@@ -25,7 +25,8 @@ BROKEN = "retry-after-on-503"
 def first_seed_with(kind: str) -> int:
     """The first seed whose first schedule starts with `kind`: drawing is pure, so this
     is the same seed on every machine."""
-    return next(s for s in count() if schedule_for(s, 0).steps[0].kind == kind)
+    kinds = default_kinds(COUPONS)
+    return next(s for s in count() if schedule_for(s, 0, kinds).steps[0].kind == kind)
 
 
 def test_explore_finds_a_planted_bug_and_shrinks_it_to_a_scenario_file(tmp_path: Path) -> None:
@@ -55,3 +56,40 @@ def test_explore_finds_a_planted_bug_and_shrinks_it_to_a_scenario_file(tmp_path:
         assert BROKEN in {c.name for c in rerun.result.failed_checks()}
     finally:
         stack.stop()
+
+
+def test_workers_share_one_seeds_schedules_and_leave_nothing_behind(tmp_path: Path) -> None:
+    import functools
+
+    import psutil
+
+    kinds = default_kinds(COUPONS)
+    new_stack = functools.partial(
+        LocalStack,
+        service_command=tuple(COUPONS.service_command),
+        service_settings_names=tuple(COUPONS.settings_names),
+    )
+    seed = first_seed_with("proxy-down")
+    found = explore(
+        None,
+        COUPONS,
+        seed=seed,
+        schedules=3,
+        workers=2,
+        new_stack=new_stack,
+        out_dir=tmp_path / "explore",
+    )
+    # Every index ran once, on one worker or the other, and drew the schedule one worker
+    # would have drawn; the unmodified service passes them.
+    assert [t.index for t in found.trials] == [0, 1, 2]
+    assert [t.schedule for t in found.trials] == [schedule_for(seed, i, kinds) for i in range(3)]
+    assert not [t for t in found.trials if t.fails], [(t.failed, t.error) for t in found.trials]
+    assert found.coverage()["workers"] == 2
+    # Every worker and its stack stopped (multiprocessing's own resource tracker stays
+    # for the life of this process, as it does for any user of multiprocessing).
+    left = [
+        p.cmdline()
+        for p in psutil.Process().children(recursive=True)
+        if "multiprocessing.resource_tracker" not in " ".join(p.cmdline())
+    ]
+    assert left == []

@@ -205,3 +205,40 @@ def test_usual_ceiling_is_the_lower_of_p95_and_the_fence() -> None:
     assert ceiling is not None
     assert ceiling[0] < 0.02
     assert "upper fence" in ceiling[1]
+
+
+def test_every_step_of_a_schedule_must_show_it_acted() -> None:
+    warm = [op(f"w{i}", 200, 0.1 + i * 0.01, 0.11 + i * 0.01) for i in range(20)]
+    hit = [op("x", 503, 1.2, 1.25), op("y", 503, 1.3, 1.35)]  # inside step 1 only
+    quiet = [op(f"q{i}", 200, 2.3 + i * 0.01, 2.305 + i * 0.01) for i in range(10)]
+    r = result(warm + hit + quiet, Expect(during={200, 503}))
+    zero = {"connections-lost": 0, "checks-failed": 0, "connect-errors": 0}
+    r.notes["steps"] = [
+        {
+            "kind": "proxy down",
+            "on": 1.0,
+            "off": 1.9,
+            "evidence": [],
+            "counters_on": zero,
+            "counters_after": zero,
+        },
+        {
+            "kind": "latency",
+            "on": 2.2,
+            "off": 3.0,
+            "evidence": [],
+            "counters_on": zero,
+            "counters_after": None,
+        },
+    ]
+    check = fault_observed(r)
+    assert not check.passed, check.detail
+    assert "1 of 2 steps acted" in check.detail
+    assert "step 2 (latency): no evidence" in check.detail
+    # The step's own report, or its pool counters risen (read after the run for the
+    # last step), prove it acted.
+    r.notes["steps"][1]["evidence"] = ["2 idle backends terminated"]  # type: ignore[index]
+    assert fault_observed(r).passed
+    r.notes["steps"][1]["evidence"] = []  # type: ignore[index]
+    r.after = snap(checks_failed=2)
+    assert fault_observed(r).passed, fault_observed(r).detail

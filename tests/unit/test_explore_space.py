@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import yaml
 
 from chaos.explore.runner import schedule_for
@@ -72,3 +73,65 @@ def test_the_command_line_takes_a_budget_and_a_shard() -> None:
     for wrong in (["--shard", "3/3"], ["--budget", "soon"], ["--budget", "0s"]):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["explore", "--schedules", "1", *wrong])
+
+
+def test_the_target_and_third_parties_add_the_kinds_that_declare_their_ranges() -> None:
+    from typing import ClassVar
+
+    from chaos.explore.space import declared_kinds, kinds_for
+    from chaos.faults.base import Fault, FaultContext
+
+    class DiskFull(Fault):
+        explore: ClassVar[dict[str, tuple[float, float, float]]] = {"percent": (80, 100, 80)}
+
+        def __init__(self, percent: int = 90) -> None:
+            self.percent = percent
+
+        @property
+        def kind(self) -> str:
+            return f"disk {self.percent}% full"
+
+        def inject(self, ctx: FaultContext) -> None:
+            pass
+
+    class Undeclared(DiskFull):
+        explore = None
+
+    (disk,) = declared_kinds({"disk-full": DiskFull, "undeclared": Undeclared})
+    assert disk.name == "disk-full"
+    rng = random.Random(1)
+    assert all(80 <= float(str(disk.draw(rng)["percent"])) <= 100 for _ in range(50))
+    assert next(disk.milder({"kind": "disk-full", "percent": 100})) == {
+        "kind": "disk-full",
+        "percent": 90,
+    }
+    local = kinds_for("local", fault_kinds(COUPONS.fault_kinds()))
+    assert "terminate-mid-transaction" in {k.name for k in local}  # the coupon target's
+    bad = type("Bad", (DiskFull,), {"explore": {"percent": (80, 100, 50)}})
+    with pytest.raises(ValueError, match="mildest 50"):
+        declared_kinds({"bad": bad})
+
+
+def test_the_ha_stack_draws_one_cluster_fault_at_most() -> None:
+    from chaos.explore.space import HA_KINDS, kinds_for
+
+    kinds = kinds_for("ha", fault_kinds(COUPONS.fault_kinds()))
+    cluster = {k.name for k in HA_KINDS if k.once}
+    assert cluster == {
+        "power-cut",
+        "switchover",
+        "failover",
+        "replication-partition",
+        "etcd-partition",
+    }
+    assert not {"database-down", "database-frozen"} & {k.name for k in kinds}
+    schedules = [schedule_for(seed, 0, kinds) for seed in range(200)]
+    assert cluster <= {s.kind for schedule in schedules for s in schedule.steps}
+    for schedule in schedules:
+        assert sum(s.kind in cluster for s in schedule.steps) <= 1, schedule.describe()
+        doc = {"scenarios": [schedule.scenario("s", schedule.describe(), "ha")]}
+        (scenario,), problems = parse_scenarios(
+            yaml.safe_dump(doc), source="drawn", kinds=fault_kinds(COUPONS.fault_kinds())
+        )
+        assert not problems
+        assert scenario.stack == "ha"

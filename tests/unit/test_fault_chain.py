@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import httpx
 import pytest
 
 from chaos.faults.base import IN_EFFECT, OVER, Fault, FaultContext
@@ -46,7 +47,10 @@ def context() -> FaultContext:
         workload=none,
         keys=[],
         run_id="r",
-        service=none,
+        # /metrics of a service with no pool counters (a schedule reads them per step)
+        service=httpx.Client(
+            base_url="http://service", transport=httpx.MockTransport(lambda _: httpx.Response(200))
+        ),
         lock_key=none,
         clock_zero=time.monotonic(),
     )
