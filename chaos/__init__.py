@@ -24,6 +24,7 @@ from chaos.faults import (
     HoldRowLock,
     NetworkToxic,
     ProxyDown,
+    ReadOnlyDatabase,
     TerminateIdleBackends,
     fault_kinds,
 )
@@ -92,6 +93,7 @@ __all__ = [
     "Outcome",
     "ProcessError",
     "ProxyDown",
+    "ReadOnlyDatabase",
     "ResetPeer",
     "Scenario",
     "ScenarioError",

@@ -156,18 +156,23 @@ KINDS: tuple[Kind, ...] = (
     Kind("terminate-idle-backends"),
     Kind("database-down", exclusive=True),
     Kind("database-frozen", exclusive=True),
+    Kind("read-only"),
 )
 """The kinds a local or compose stack explores, with the ranges that matter (the mild end
 of each still acts: a fault that does nothing fails fault-observed, which is a finding
 about the range, not the service): every Toxiproxy toxic type on either stream, the
-proxy down, and the database faults."""
+proxy down, the database faults, and the database turned read-only."""
 
 EXCLUSIVE = frozenset(k.name for k in KINDS if k.exclusive)
 """Kinds that never overlap another step: a stop of a frozen server, or a lock held on a
 database that is stopped, is not a fault the service meets, it is a harness that fails."""
 
 HA_KINDS: tuple[Kind, ...] = (
-    *(k for k in KINDS if k.toxic or k.name in ("proxy-down", "terminate-idle-backends")),
+    *(
+        k
+        for k in KINDS
+        if k.toxic or k.name in ("proxy-down", "terminate-idle-backends", "read-only")
+    ),
     Kind("power-cut", fixed={"promotion": "expected"}, exclusive=True, once=True),
     Kind("switchover", exclusive=True, once=True),
     Kind("failover", exclusive=True, once=True),
@@ -294,7 +299,9 @@ def draw(rng: random.Random, kinds: tuple[Kind, ...] = KINDS) -> Schedule:
             if not alone and rng.random() < OVERLAP:
                 at = round(last.at + rng.uniform(0.1, 0.9) * last.duration, 2)
             else:
-                at = round(last.at + last.duration + rng.uniform(*GAP), 2)
+                # After the last step; a step that must be alone, after every step.
+                done = max(s.at + s.duration for s in steps) if alone else last.at + last.duration
+                at = round(done + rng.uniform(*GAP), 2)
         steps.append(PlannedStep(at, duration, kind.draw(rng), kind.name))
     return Schedule(tuple(steps), rng.randint(*CONCURRENCY), rng.randint(*KEYS))
 

@@ -2,7 +2,13 @@
 name for scenario files (built-in, the target's, and the `chaos.faults` entry points)."""
 
 from chaos.faults.base import Fault, FaultContext
-from chaos.faults.database import DatabaseDown, DatabaseFrozen, HoldRowLock, TerminateIdleBackends
+from chaos.faults.database import (
+    DatabaseDown,
+    DatabaseFrozen,
+    HoldRowLock,
+    ReadOnlyDatabase,
+    TerminateIdleBackends,
+)
 from chaos.faults.network import NetworkToxic, ProxyDown
 from chaos.faults.registry import ENTRY_POINT_GROUP, build_fault, fault_kinds
 
@@ -15,6 +21,7 @@ __all__ = [
     "HoldRowLock",
     "NetworkToxic",
     "ProxyDown",
+    "ReadOnlyDatabase",
     "TerminateIdleBackends",
     "build_fault",
     "fault_kinds",

@@ -1,4 +1,5 @@
-"""Database faults: a row lock held, idle backends terminated, PostgreSQL stopped or frozen."""
+"""Database faults: a row lock held, idle backends terminated, the database read-only,
+PostgreSQL stopped or frozen."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from chaos.core.checks import CheckResult
 from chaos.faults.base import Fault, FaultContext
 from chaos.infra.waiting import wait_for
 
-__all__ = ["DatabaseDown", "DatabaseFrozen", "HoldRowLock", "TerminateIdleBackends"]
+__all__ = [
+    "DatabaseDown",
+    "DatabaseFrozen",
+    "HoldRowLock",
+    "ReadOnlyDatabase",
+    "TerminateIdleBackends",
+]
 
 
 @dataclass(frozen=True)
@@ -93,3 +100,35 @@ class DatabaseFrozen(Fault):
 
     def remove(self, ctx: FaultContext) -> None:
         ctx.stack.resume_database()
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class ReadOnlyDatabase(Fault):
+    """The database refuses writes, as a demoted primary does (a router or a stale DNS
+    entry still sending sessions to it): `default_transaction_read_only` is switched on
+    for the database and the service's backends are terminated, so every session it
+    opens again is read-only and a write answers SQLSTATE 25006. Removed: the setting
+    is reset; sessions opened meanwhile stay read-only until the service replaces them.
+    """
+
+    @property
+    def kind(self) -> str:
+        return "database read-only (default_transaction_read_only)"
+
+    def inject(self, ctx: FaultContext) -> None:
+        name = _quoted(str(ctx.admin.scalar("SELECT current_database()")))
+        ctx.resources.callback(
+            ctx.admin.query, f"ALTER DATABASE {name} RESET default_transaction_read_only"
+        )
+        ctx.admin.query(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+        terminated = [b.pid for b in ctx.admin.backends() if ctx.admin.terminate(b.pid)]
+        ctx.evidence.append(
+            f"database read-only; {len(terminated)} of the service's backends terminated"
+        )
+
+    def remove(self, ctx: FaultContext) -> None:
+        ctx.resources.close()

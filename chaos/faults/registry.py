@@ -20,7 +20,13 @@ from importlib.metadata import entry_points
 from chaos.errors import ScenarioError
 from chaos.faults.base import Fault, FaultFactory
 from chaos.faults.chain import AwaitSuccesses
-from chaos.faults.database import DatabaseDown, DatabaseFrozen, HoldRowLock, TerminateIdleBackends
+from chaos.faults.database import (
+    DatabaseDown,
+    DatabaseFrozen,
+    HoldRowLock,
+    ReadOnlyDatabase,
+    TerminateIdleBackends,
+)
 from chaos.faults.ha import (
     EtcdPartition,
     ManualFailover,
@@ -79,6 +85,7 @@ BUILTIN_FAULTS: Mapping[str, FaultFactory] = {
     "terminate-idle-backends": TerminateIdleBackends,
     "database-down": DatabaseDown,
     "database-frozen": DatabaseFrozen,
+    "read-only": ReadOnlyDatabase,
     "await-successes": AwaitSuccesses,
     # Built by build_fault itself: its steps hold faults of any kind (chaos.faults.schedule).
     "schedule": Timeline,
