@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from chaos.errors import ChaosError
-from chaos.infra.ha_stack import HaStack
+from chaos.infra.ha_stack import NODES, HaStack
 from chaos.infra.postgres import PostgresCluster
 from chaos.infra.service import ServiceProcess
 from chaos.infra.stack import (
@@ -164,7 +164,7 @@ def _stack_for(args: argparse.Namespace, target: Target) -> Iterator[Stack]:
     else:
         command, names = target.service_command, target.settings_names
         local: Stack = (
-            HaStack(service_command=command, service_settings_names=names)
+            HaStack(nodes=args.nodes, service_command=command, service_settings_names=names)
             if args.stack == "ha"
             else LocalStack(service_command=command, service_settings_names=names)
         )
@@ -257,6 +257,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _stack_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=NODES,
+        metavar="N",
+        help=f"PostgreSQL nodes of the HA stack (default {NODES}; at least 2)",
+    )
     parser.add_argument("--compose-file", default="docker-compose.ci.yml")
     parser.add_argument(
         "--compose-project",

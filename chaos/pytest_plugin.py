@@ -57,7 +57,7 @@ import pytest
 from chaos.core.limits import CANCEL_AND_DRAIN, Limits
 from chaos.errors import ChaosError
 from chaos.explore.runner import Exploration
-from chaos.infra.ha_stack import HaStack
+from chaos.infra.ha_stack import NODES, HaStack
 from chaos.infra.postgres import PostgresAdmin
 from chaos.infra.probes import read_limits
 from chaos.infra.stack import ExternalStack, LocalStack, Stack, StackEndpoints
@@ -220,6 +220,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run tests marked ha and HA scenarios (also on when CI=true or ini ha = true)",
     )
     parser.addini("ha", "run tests marked ha", type="bool", default=False)
+    group.addoption(
+        "--ha-nodes",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"PostgreSQL nodes of the HA stack (default {NODES}) [ini ha_nodes]",
+    )
+    parser.addini("ha_nodes", "PostgreSQL nodes of the HA stack", default=None)
 
 
 _CONFIG_KEY = pytest.StashKey[ChaosConfig]()
@@ -325,10 +333,12 @@ def chaos_stack(chaos_config: ChaosConfig, chaos_target: Target) -> Iterator[Sta
 
 
 @pytest.fixture(scope="session")
-def chaos_ha_stack(chaos_target: Target) -> Iterator[HaStack]:
+def chaos_ha_stack(request: pytest.FixtureRequest, chaos_target: Target) -> Iterator[HaStack]:
     """The HA stack (etcd, Patroni nodes, Toxiproxy, the target's service), started once
     per session and always torn down."""
+    nodes = request.config.getoption("ha_nodes") or request.config.getini("ha_nodes") or NODES
     stack = HaStack(
+        nodes=int(nodes),
         service_command=chaos_target.service_command,
         service_settings_names=chaos_target.settings_names,
     )

@@ -32,6 +32,7 @@ from typing import Literal
 
 import httpx
 
+from chaos.core.bounds import SLACK
 from chaos.core.checks import CheckResult
 from chaos.errors import ChaosError, ScenarioError
 from chaos.faults.base import Fault, FaultContext
@@ -63,6 +64,16 @@ def promotion_bound(stack: HaStack) -> float:
     promotes."""
     patroni = stack.patroni_settings
     return patroni.ttl + 2 * patroni.loop_wait + PROMOTION_TIME
+
+
+def degrade_bound(stack: HaStack) -> float:
+    """Seconds from the partition of every standby to the primary's synchronous
+    replication switched off (non-strict synchronous mode): the partition closes the
+    standbys' connections, so their walsenders end at once; Patroni's next loop (within
+    loop_wait, its work with etcd within retry_timeout) finds no standby streaming and
+    empties synchronous_standby_names."""
+    s = stack.patroni_settings
+    return s.loop_wait + s.retry_timeout + SLACK
 
 
 def demotion_bound(stack: HaStack) -> float:
@@ -185,7 +196,8 @@ class Switchover(Fault):
     def inject(self, ctx: FaultContext) -> None:
         stack, _ = _ha(ctx)
         old = _leader(stack)
-        candidate = stack.standbys_of(old)[0]
+        # In synchronous mode Patroni hands over only to a synchronous standby.
+        candidate = (stack.sync_standbys() or stack.standbys_of(old))[0]
         what = self.kind.split(" ")[0]
         since = ctx.mark(what)
         ctx.in_effect()
@@ -211,11 +223,19 @@ class ReplicationPartition(Fault):
 
     quiesce: bool = False
     lagging: bool = False
+    degrades: bool = False
+    """Synchronous mode without strict: the primary, left with no standby streaming, is
+    expected to degrade to asynchronous replication (Patroni empties
+    synchronous_standby_names) within Patroni's bound; checked and marked `degraded`."""
 
     @property
     def kind(self) -> str:
         how = " (after a quiesce)" if self.quiesce else ""
-        return f"replication partition{how}" + (", standby lagging" if self.lagging else "")
+        return (
+            f"replication partition{how}"
+            + (", standby lagging" if self.lagging else "")
+            + (", synchronous replication degrading" if self.degrades else "")
+        )
 
     def inject(self, ctx: FaultContext) -> None:
         stack, _ = _ha(ctx)
@@ -245,6 +265,29 @@ class ReplicationPartition(Fault):
 
             wait_for(lagging, timeout=HEAL_TIMEOUT, what=f"{survivor} lagging over {limit} B")
             ctx.mark("lagging")
+        if self.degrades:
+            since = ctx.events["partition"]
+            bound = degrade_bound(stack)
+
+            def degraded() -> float | None:
+                names = stack.primary_setting("synchronous_standby_names")
+                return None if names else ctx.now()
+
+            at = wait_for(
+                degraded,
+                timeout=HEAL_TIMEOUT,
+                what=f"{leader} degraded to asynchronous replication",
+            )
+            ctx.mark("degraded", at + ctx.clock_zero)
+            ctx.evidence.append(f"{leader} degraded to asynchronous replication")
+            ctx.checks.append(
+                CheckResult(
+                    "fault:degraded-within-bound",
+                    at - since <= bound,
+                    f"synchronous_standby_names emptied on {leader} {at - since:.2f} s after "
+                    f"the partition (bound {bound:.2f} s: loop_wait + retry_timeout + slack)",
+                )
+            )
 
     def remove(self, ctx: FaultContext) -> None:
         ctx.resources.close()

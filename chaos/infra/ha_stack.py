@@ -53,6 +53,7 @@ __all__ = [
     "HA_BOUND_NAMES",
     "HA_SERVICE_SETTINGS",
     "HEAL_TIMEOUT",
+    "NODES",
     "PATRONI_REQUIREMENT",
     "PROMOTION_TIME",
     "REFUSAL_MESSAGE",
@@ -99,6 +100,10 @@ HEAL_TIMEOUT = 120.0
 
 #: What Patroni logs on a standby that refuses the leader race for lag.
 REFUSAL_MESSAGE = "My wal position exceeds maximum replication lag"
+
+NODES = 3
+"""PostgreSQL nodes of the HA stack by default (most production clusters run three or
+more; two is an option: `pgchaos run --stack ha --nodes 2`)."""
 
 HA_BOUND_NAMES = frozenset(
     {"ttl", "loop_wait", "retry_timeout", "promotion_time", "standby_retry_interval"}
@@ -269,7 +274,7 @@ class HaStack(Stack):
     def __init__(
         self,
         *,
-        nodes: int = 2,
+        nodes: int = NODES,
         patroni: PatroniSettings | None = None,
         service_settings: Mapping[str, str] = HA_SERVICE_SETTINGS,
         service_command: Sequence[str] | None = None,
@@ -612,6 +617,10 @@ class HaStack(Stack):
     def standbys_of(self, leader: str | None) -> list[str]:
         """The nodes other than `leader`."""
         return [n.name for n in self.nodes if n.name != leader]
+
+    def sync_standbys(self) -> list[str]:
+        """The nodes Patroni lists as synchronous standbys now."""
+        return [m.name for m in self.members() if m.role == "sync_standby"]
 
     def wait_for_leader(self, *, timeout: float, not_in: Sequence[str] = ()) -> str:
         """Wait until a running leader outside `not_in` exists; its name."""
