@@ -32,6 +32,7 @@ import yaml
 from chaos.errors import ChaosError
 from chaos.infra.ha_stack import NODES, HaStack
 from chaos.infra.postgres import PostgresCluster
+from chaos.infra.routers import ROUTERS
 from chaos.infra.service import ServiceProcess
 from chaos.infra.stack import (
     ExternalStack,
@@ -164,7 +165,12 @@ def _stack_for(args: argparse.Namespace, target: Target) -> Iterator[Stack]:
     else:
         command, names = target.service_command, target.settings_names
         local: Stack = (
-            HaStack(nodes=args.nodes, service_command=command, service_settings_names=names)
+            HaStack(
+                nodes=args.nodes,
+                router=args.router,
+                service_command=command,
+                service_settings_names=names,
+            )
             if args.stack == "ha"
             else LocalStack(service_command=command, service_settings_names=names)
         )
@@ -191,7 +197,7 @@ def _selected(args: argparse.Namespace, target: Target) -> list[Scenario]:
         else catalogue(target)
     )
     stack = "ha" if args.stack == "ha" else "any"
-    runnable = for_stack(pool, stack)
+    runnable = for_stack(pool, stack, getattr(args, "router", "libpq"))
     names = getattr(args, "scenario", None)
     if not names:
         if not runnable:
@@ -256,6 +262,16 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if failed or errors else 0
 
 
+def _router_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--router",
+        choices=ROUTERS,
+        default="libpq",
+        help="how the service finds the primary on the HA stack: libpq's multi-host URL, "
+        "or HAProxy on Patroni's /primary check (default libpq)",
+    )
+
+
 def _stack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--nodes",
@@ -264,6 +280,7 @@ def _stack_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"PostgreSQL nodes of the HA stack (default {NODES}; at least 2)",
     )
+    _router_argument(parser)
     parser.add_argument("--compose-file", default="docker-compose.ci.yml")
     parser.add_argument(
         "--compose-project",
@@ -462,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="the scenario catalogue (or the scenarios of files)")
     _scenario_arguments(lst)
+    _router_argument(lst)
     lst.set_defaults(func=_list)
 
     up = sub.add_parser("up", help="PostgreSQL, Toxiproxy and the service, until Ctrl-C")

@@ -60,6 +60,7 @@ from chaos.explore.runner import Exploration
 from chaos.infra.ha_stack import NODES, HaStack
 from chaos.infra.postgres import PostgresAdmin
 from chaos.infra.probes import read_limits
+from chaos.infra.routers import ROUTERS
 from chaos.infra.stack import ExternalStack, LocalStack, Stack, StackEndpoints
 from chaos.infra.toxiproxy import ToxiproxyClient
 from chaos.run.result import ScenarioResult
@@ -228,6 +229,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"PostgreSQL nodes of the HA stack (default {NODES}) [ini ha_nodes]",
     )
     parser.addini("ha_nodes", "PostgreSQL nodes of the HA stack", default=None)
+    group.addoption(
+        "--ha-router",
+        choices=ROUTERS,
+        default=None,
+        help="how the service finds the primary on the HA stack (default libpq) [ini ha_router]",
+    )
+    parser.addini("ha_router", "the HA stack's router", default=None)
 
 
 _CONFIG_KEY = pytest.StashKey[ChaosConfig]()
@@ -337,8 +345,10 @@ def chaos_ha_stack(request: pytest.FixtureRequest, chaos_target: Target) -> Iter
     """The HA stack (etcd, Patroni nodes, Toxiproxy, the target's service), started once
     per session and always torn down."""
     nodes = request.config.getoption("ha_nodes") or request.config.getini("ha_nodes") or NODES
+    router = request.config.getoption("ha_router") or request.config.getini("ha_router")
     stack = HaStack(
         nodes=int(nodes),
+        router=str(router or "libpq"),
         service_command=chaos_target.service_command,
         service_settings_names=chaos_target.settings_names,
     )

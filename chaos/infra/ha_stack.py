@@ -45,6 +45,7 @@ from psycopg import sql
 from chaos.errors import ChaosError, ProcessError, ScenarioError
 from chaos.infra.postgres import find_pg_bindir
 from chaos.infra.processes import ManagedProcess, as_unprivileged, process_tree
+from chaos.infra.routers import ROUTERS, Backend, HaProxy, RouterSettings
 from chaos.infra.service import ServiceProcess
 from chaos.infra.stack import CHAOS_SERVICE_SETTINGS, Stack, StackEndpoints, start_toxiproxy
 from chaos.infra.waiting import free_port, wait_for
@@ -106,7 +107,14 @@ NODES = 3
 more; two is an option: `pgchaos run --stack ha --nodes 2`)."""
 
 HA_BOUND_NAMES = frozenset(
-    {"ttl", "loop_wait", "retry_timeout", "promotion_time", "standby_retry_interval"}
+    {
+        "ttl",
+        "loop_wait",
+        "retry_timeout",
+        "promotion_time",
+        "standby_retry_interval",
+        "route_time",
+    }
 )
 """The names `HaStack.bound_names` adds to bound expressions."""
 
@@ -280,10 +288,15 @@ class HaStack(Stack):
         service_command: Sequence[str] | None = None,
         service_settings_names: Collection[str] = (),
         start_timeout: float = 120.0,
+        router: str = "libpq",
     ) -> None:
         if nodes < 2:
             raise ChaosError(f"an HA stack needs at least 2 nodes, got {nodes}")
+        if router not in ROUTERS:
+            raise ChaosError(f"router: expected one of {', '.join(ROUTERS)}, got {router!r}")
         self.node_count = nodes
+        self._router = router
+        self.haproxy: HaProxy | None = None
         self.patroni_settings = patroni or PatroniSettings()
         self.service_settings = dict(service_settings)
         self.service_command = list(service_command) if service_command else None
@@ -333,6 +346,13 @@ class HaStack(Stack):
             log.info("database created")
             self.wait_healthy(timeout=self.start_timeout)
             log.info("cluster healthy: %s", self.members())
+            if self._router == "haproxy":
+                backends = [Backend(n.name, n.client_port, n.api_port) for n in self.nodes]
+                self.haproxy = HaProxy(backends, self.workdir)
+                self.haproxy.start()
+                leader = self._leader_node().name
+                self.haproxy.wait_routed(leader, timeout=HEAL_TIMEOUT)
+                log.info("haproxy routes to %s", leader)
             self.service = ServiceProcess(
                 database_url=self.service_database_url,
                 env=self.service_settings,
@@ -505,6 +525,12 @@ class HaStack(Stack):
             except Exception as exc:
                 errors.append(exc)
             self.service = None
+        if self.haproxy is not None:
+            try:
+                self.haproxy.stop()
+            except Exception as exc:
+                errors.append(exc)
+            self.haproxy = None
         for node in self.nodes:
             try:
                 self.stop_node(node.name)
@@ -758,7 +784,10 @@ class HaStack(Stack):
 
     @property
     def service_database_url(self) -> str:
-        """Every node's client proxy; libpq picks the writable one."""
+        """Every node's client proxy, libpq picking the writable one; or, with the
+        haproxy router, HAProxy's one address (chaos.infra.routers)."""
+        if self.haproxy is not None:
+            return f"postgresql://{SUPERUSER}@{self.haproxy.url_host}/{DATABASE}?sslmode=disable"
         hosts = ",".join(f"127.0.0.1:{n.client_port}" for n in self.nodes)
         return (
             f"postgresql://{SUPERUSER}@{hosts}/{DATABASE}"
@@ -794,7 +823,28 @@ class HaStack(Stack):
             "retry_timeout": float(patroni.retry_timeout),
             "promotion_time": PROMOTION_TIME,
             "standby_retry_interval": STANDBY_RETRY_INTERVAL,
+            "route_time": self.haproxy.settings.route_time if self.haproxy else 0.0,
         }
+
+    @property
+    def router(self) -> str:
+        """How the service finds the primary (chaos.infra.routers)."""
+        return self._router
+
+    def prepare_router(self, settings: Mapping[str, object]) -> None:
+        """Apply a scenario's router settings (`stack: {router: {kind: haproxy, ...}}`)."""
+        if not settings:
+            return
+        if self.haproxy is None:
+            raise ScenarioError(
+                f"stack.router: settings for haproxy; this stack routes by {self._router}"
+            )
+        try:
+            wanted = RouterSettings(**settings)  # type: ignore[arg-type]
+        except (TypeError, ChaosError) as exc:
+            raise ScenarioError(f"stack.router: {exc}") from exc
+        self.haproxy.configure(wanted)
+        self.haproxy.wait_routed(self._leader_node().name, timeout=HEAL_TIMEOUT)
 
     def prepare(self, settings: Mapping[str, object]) -> None:
         """Apply a scenario's Patroni settings (`stack: {patroni: {...}}`) over the
@@ -816,7 +866,10 @@ class HaStack(Stack):
         self.wait_healthy(timeout=HEAL_TIMEOUT)
         if self.patroni_settings != PatroniSettings():
             self.configure(PatroniSettings(), timeout=HEAL_TIMEOUT)
-        self.wait_healthy(timeout=HEAL_TIMEOUT)
+        leader = self.wait_healthy(timeout=HEAL_TIMEOUT)
+        if self.haproxy is not None:
+            self.haproxy.configure(RouterSettings())
+            self.haproxy.wait_routed(leader, timeout=HEAL_TIMEOUT)
 
     # -- Stack's database faults, on the current primary ---------------------------------
 

@@ -130,6 +130,16 @@ class Stack(ABC):
         """The node that is primary now (None on a single-database stack)."""
         return None
 
+    @property
+    def router(self) -> str | None:
+        """How the service finds the primary on a stack of several nodes (None here)."""
+        return None
+
+    def prepare_router(self, settings: Mapping[str, object]) -> None:
+        """Apply a scenario's router settings (none are known here)."""
+        if settings:
+            raise ScenarioError(f"{type(self).__name__} has no router, got {sorted(settings)}")
+
     def settle(self) -> None:  # noqa: B027 - a single database has nothing to wait for
         """Wait until the stack is whole again after a fault's removal (a cluster's
         nodes rejoined); nothing to wait for on a single database."""

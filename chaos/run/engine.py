@@ -99,8 +99,14 @@ def run_scenario(
             f"scenario {scenario.name} expects cluster roles; {type(stack).__name__} has one "
             "database"
         )
+    if scenario.router is not None and scenario.router != stack.router:
+        raise ScenarioError(
+            f"scenario {scenario.name} needs the {scenario.router} router; this stack routes "
+            f"by {stack.router}"
+        )
     with boundary("preparing the stack"):
         stack.prepare(scenario.stack_settings)
+        stack.prepare_router(scenario.router_settings)
     result = ScenarioResult(
         scenario=scenario,
         run_id=run_id,

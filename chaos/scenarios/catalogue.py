@@ -31,11 +31,11 @@ def catalogue(target: Target) -> list[Scenario]:
     return load_scenarios([*shipped_files(), *target.scenario_files], kinds=target.fault_kinds())
 
 
-def for_stack(scenarios: Sequence[Scenario], stack: str) -> list[Scenario]:
-    """The scenarios a stack runs: those that need the HA stack on `ha`, the others on
-    every other stack."""
+def for_stack(scenarios: Sequence[Scenario], stack: str, router: str = "libpq") -> list[Scenario]:
+    """The scenarios a stack runs: those that need the HA stack on `ha` (and, among
+    them, those that need no router or `router`), the others on every other stack."""
     wanted = "ha" if stack == "ha" else "any"
-    return [s for s in scenarios if s.stack == wanted]
+    return [s for s in scenarios if s.stack == wanted and s.router in (None, router)]
 
 
 def by_name(scenarios: Sequence[Scenario], name: str) -> Scenario:

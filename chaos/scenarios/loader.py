@@ -48,6 +48,7 @@ from chaos.faults.base import Fault, FaultFactory
 from chaos.faults.chain import FaultChain
 from chaos.faults.registry import build_fault, fault_kinds
 from chaos.infra.ha_stack import HA_BOUND_NAMES, PatroniSettings
+from chaos.infra.routers import ROUTERS, RouterSettings
 from chaos.scenarios.model import (
     ANY_STATUS,
     EVIDENCE_KINDS,
@@ -238,13 +239,14 @@ def _workload(raw: object) -> Workload:
         raise _Invalid(field, message) from exc
 
 
-def _stack(raw: object) -> tuple[str, dict[str, object]]:
+def _stack(raw: object) -> tuple[str, dict[str, object], str | None, dict[str, object]]:
+    """(kind, Patroni settings, router needed, router settings)."""
     if raw is None:
-        return "any", {}
+        return "any", {}, None, {}
     if isinstance(raw, str):
         data: dict[str, object] = {"kind": raw}
     else:
-        data = _mapping(raw, "stack", {"kind", "patroni"})
+        data = _mapping(raw, "stack", {"kind", "patroni", "router"})
     kind = data.get("kind", "any")
     if kind not in STACKS:
         raise _Invalid("stack.kind", f"expected one of {', '.join(STACKS)}, got {kind!r}")
@@ -255,7 +257,29 @@ def _stack(raw: object) -> tuple[str, dict[str, object]]:
         PatroniSettings(**patroni)  # type: ignore[arg-type] # checked by PatroniSettings
     except (TypeError, ChaosError) as exc:
         raise _Invalid("stack.patroni", str(exc)) from exc
-    return str(kind), patroni
+    router, router_settings = _router(data.get("router"), str(kind))
+    return str(kind), patroni, router, router_settings
+
+
+def _router(raw: object, kind: str) -> tuple[str | None, dict[str, object]]:
+    if raw is None:
+        return None, {}
+    if kind != "ha":
+        raise _Invalid("stack.router", "only for stack kind ha")
+    if isinstance(raw, str):
+        data: dict[str, object] = {"kind": raw}
+    else:
+        data = dict(_mapping(raw, "stack.router", None))
+    router = data.pop("kind", None)
+    if router not in ROUTERS:
+        raise _Invalid("stack.router.kind", f"expected one of {', '.join(ROUTERS)}, got {router!r}")
+    if data and router != "haproxy":
+        raise _Invalid("stack.router", f"settings only for haproxy, got {sorted(data)}")
+    try:
+        RouterSettings(**data)  # type: ignore[arg-type] # checked by RouterSettings
+    except (TypeError, ChaosError) as exc:
+        raise _Invalid("stack.router", str(exc)) from exc
+    return str(router), data
 
 
 def _until(raw: object) -> dict[int, int]:
@@ -291,7 +315,7 @@ def _scenario(raw: object, kinds: Mapping[str, FaultFactory]) -> Scenario:
     if "fault" not in data:
         raise _Invalid("fault", f"missing; expected a mapping with kind: one of {sorted(kinds)}")
     fault = _fault(data["fault"], kinds)
-    stack, settings = _stack(data.get("stack"))
+    stack, settings, router, router_settings = _stack(data.get("stack"))
     allowed = HA_BOUND_NAMES if stack == "ha" else frozenset()
     if "expect" not in data:
         raise _Invalid("expect", "missing; expected a mapping with at least `during`")
@@ -313,6 +337,8 @@ def _scenario(raw: object, kinds: Mapping[str, FaultFactory]) -> Scenario:
         recovery_bound=recovery,
         stack=stack,
         stack_settings=settings,
+        router=router,
+        router_settings=router_settings,
         until=_until(data.get("until")),
     )
 

@@ -174,7 +174,8 @@ class Scenario:
     `recovery_bound`: from the fault's end (its `over` event, else its removal) to the
     first success.
     `stack`: `any`, or `ha` (run only by `chaos run --stack ha`); `stack_settings`: what
-    the stack applies before the run (the HA stack: Patroni's settings).
+    the stack applies before the run (the HA stack: Patroni's settings); `router` and
+    `router_settings`: the HA stack's router the scenario needs, and its settings.
     """
 
     name: str
@@ -187,6 +188,10 @@ class Scenario:
     stack: str = "any"
     stack_settings: Mapping[str, object] = field(default_factory=dict)
     until: Mapping[int, int] = field(default_factory=dict)
+    router: str | None = None
+    """The router the scenario needs on the HA stack (`haproxy`...); None: any."""
+    router_settings: Mapping[str, object] = field(default_factory=dict)
+    """What the router applies before the run (HAProxy's check settings)."""
 
     def __post_init__(self) -> None:
         if self.stack not in STACKS:

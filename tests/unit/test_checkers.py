@@ -158,8 +158,11 @@ def test_each_stack_runs_its_own_scenarios() -> None:
     local = {s.name for s in for_stack(scenarios, "local")}
     assert "failover-synchronous" in ha
     assert "blackhole" in local
+    routed = {s.name for s in for_stack(scenarios, "ha", "haproxy")}
     assert not ha & local
-    assert ha | local == {s.name for s in scenarios}
+    assert ha | local | routed == {s.name for s in scenarios}
+    # A scenario that needs HAProxy runs only on a stack routed by it.
+    assert routed - ha == {"switchover-stale-route"}
 
 
 def synthetic_result() -> ScenarioResult:

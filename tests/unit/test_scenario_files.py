@@ -331,3 +331,42 @@ def test_third_party_fault_kinds_come_from_entry_points(
         ]
     )
     assert isinstance(scenario.fault, ProxyDown)
+
+
+def test_a_scenario_names_the_router_it_needs_and_its_check_settings() -> None:
+    from chaos.scenarios.loader import parse_scenarios
+
+    text = """scenarios:
+  - name: stale
+    description: d
+    stack: {kind: ha, router: {kind: haproxy, check_interval: 4, fall: 2}}
+    fault: {kind: switchover}
+    expect: {during: [200, 503]}
+  - name: plain
+    description: d
+    stack: {kind: ha, router: libpq}
+    fault: {kind: switchover}
+    expect: {during: [200, 503]}
+"""
+    from chaos.faults.registry import fault_kinds
+
+    kinds = fault_kinds()
+    (stale, plain), problems = parse_scenarios(text, source="t", kinds=kinds)
+    assert not problems
+    assert (stale.router, dict(stale.router_settings)) == (
+        "haproxy",
+        {"check_interval": 4, "fall": 2},
+    )
+    assert (plain.router, dict(plain.router_settings)) == ("libpq", {})
+    for bad, message in [
+        ("{kind: any, router: haproxy}", "only for stack kind ha"),
+        ("{kind: ha, router: pgpool}", "expected one of libpq, haproxy"),
+        ("{kind: ha, router: {kind: libpq, fall: 2}}", "settings only for haproxy"),
+        ("{kind: ha, router: {kind: haproxy, fall: 0}}", "fall: expected a whole number"),
+    ]:
+        _, problems = parse_scenarios(
+            text.replace("{kind: ha, router: {kind: haproxy, check_interval: 4, fall: 2}}", bad),
+            source="t",
+            kinds=kinds,
+        )
+        assert any(message in str(p) for p in problems), (bad, problems)
