@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from chaos.infra.ha_stack import HaStack
+from chaos.infra.ha_stack import NODES, HaStack
 from chaos.infra.postgres import PostgresAdmin
 from chaos.infra.toxiproxy import ToxiproxyClient
 from chaos.infra.waiting import wait_for
@@ -26,9 +26,11 @@ REPLAY_TIMEOUT = 10.0
 
 def test_one_leader_and_a_synchronous_standby(chaos_ha: HaStack) -> None:
     members = chaos_ha.members()
-    assert sorted(m.name for m in members) == ["node1", "node2"]
+    assert sorted(m.name for m in members) == [f"node{i}" for i in range(1, NODES + 1)]
     assert [m.role for m in members if m.is_leader] == ["leader"]
-    assert [m.role for m in members if m.is_streaming] == ["sync_standby"]
+    # One synchronous standby (synchronous_node_count 1), the others asynchronous.
+    streaming = sorted(m.role for m in members if m.is_streaming)
+    assert streaming == ["replica"] * (NODES - 2) + ["sync_standby"]
     leader = chaos_ha.leader()
     assert leader is not None
     assert chaos_ha.primary_setting("synchronous_standby_names") != ""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from chaos.infra.ha_stack import NODES
 from tests.chaos.test_second_target import KV_CHECKS, run_kv
 
 pytestmark = pytest.mark.ha
@@ -19,4 +20,4 @@ def test_the_key_value_service_fails_over_from_its_scenario_file(tmp_path: Path)
     names = {c["name"] for c in entry["checks"]}  # type: ignore[attr-defined]
     assert names >= KV_CHECKS | {"lost-writes", "never-two-primaries", "settled-primary"}
     assert set(entry["events"]) >= {"crash", "promotion", "over", "settled"}  # type: ignore[arg-type]
-    assert entry["nodes"] == ["node1", "node2"]
+    assert entry["nodes"] == [f"node{i}" for i in range(1, NODES + 1)]
