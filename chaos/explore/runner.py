@@ -236,6 +236,7 @@ def write_summary(found: Exploration, path: Path) -> None:
                     {
                         "schedule": t.schedule.describe(),
                         "failed": sorted(t.failed),
+                        "details": t.details,
                         "error": t.error,
                     }
                     for t in found.trials

@@ -16,7 +16,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -69,6 +69,8 @@ class Trial:
     error: str | None = None
     result: ScenarioResult | None = None
     index: int = 0
+    details: dict[str, str] = field(default_factory=dict)
+    """What each failed check said (kept when the result is not)."""
 
     @property
     def unobserved(self) -> bool:
@@ -103,7 +105,9 @@ def run_once(
     if run.result is None:
         trial = Trial(schedule, frozenset(), error=str(run.error))
     else:
-        trial = Trial(schedule, failing_checks(run.result), result=run.result)
+        failed = failing_checks(run.result)
+        details = {c.name: c.detail for c in run.result.failed_checks() if c.name in failed}
+        trial = Trial(schedule, failed, result=run.result, details=details)
     if trial.error is not None or RESTART_AFTER & trial.failed:
         # Left off its baseline (a leak), the service would fail every later run before
         # its fault: the next one starts on a new service process.
@@ -156,7 +160,8 @@ def attempt(
     result, trial.result = trial.result, None  # thousands of operations: not kept
     if not trial.fails:
         if trial.unobserved:
-            progress(f"{name}: unobserved (a fault showed no effect); not judged")
+            seen = trial.details.get(UNOBSERVED, "a fault showed no effect")
+            progress(f"{name}: unobserved ({seen}); not judged")
         else:
             progress(f"{name}: passed")
         return Attempt(index, trial)
