@@ -102,9 +102,11 @@ def run_pool(
             try:
                 kind, body = results.get(timeout=_LIVENESS)
             except queue.Empty:
-                dead = [p.name for p in procs if not p.is_alive()]
-                if dead:
-                    raise ChaosError(f"explore workers exited without a word: {dead}") from None
+                kind, body = "", None
+            if kind != "error" and (dead := [p.name for p in procs if not p.is_alive()]):
+                # A worker that fails says so first; one that died (SIGKILL, OOM) did not.
+                raise ChaosError(f"explore workers exited without a word: {dead}")
+            if not kind:
                 continue
             if kind == "progress":
                 progress(str(body))
