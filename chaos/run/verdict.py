@@ -155,7 +155,8 @@ def step_evidence(r: ScenarioResult) -> list[tuple[str, dict[str, str]]] | None:
 def hidden_steps(r: ScenarioResult, recovery_bound: float) -> CheckResult | None:
     """A schedule's steps of a kind the service must hide (Fault.hidden), alone: no other
     step on during it, none ending within `recovery_bound` before it began; every request
-    such a step touched answered 200. None when the run was not such a schedule."""
+    such a step touched, and no other step nor the recovery after one, answered 200.
+    None when the run was not such a schedule."""
     steps = r.notes.get("steps")
     if not isinstance(steps, list) or not any(s.get("hidden") for s in steps):
         return None
@@ -173,7 +174,20 @@ def hidden_steps(r: ScenarioResult, recovery_bound: float) -> CheckResult | None
         ):
             continue
         judged.append(f"step {i + 1}")
-        seen.update(op.label for op in r.operations if op.start <= off and op.end >= on)
+        # Not a request that also met another step (one that began soon after this one
+        # ended, say), or the recovery after it.
+        spans = [
+            (a, b + recovery_bound)
+            for a, b in others
+            if isinstance(a, float) and isinstance(b, float)
+        ]
+        seen.update(
+            op.label
+            for op in r.operations
+            if op.start <= off
+            and op.end >= on
+            and not any(op.start <= b and op.end >= a for a, b in spans)
+        )
     bad = {label: n for label, n in seen.items() if label != "200"}
     return CheckResult(
         "hidden-steps",

@@ -242,3 +242,34 @@ def test_every_step_of_a_schedule_must_show_it_acted() -> None:
     r.notes["steps"][1]["evidence"] = []  # type: ignore[index]
     r.after = snap(checks_failed=2)
     assert fault_observed(r).passed, fault_observed(r).detail
+
+
+def test_a_hidden_step_alone_must_cost_clients_nothing() -> None:
+    from chaos.run.verdict import hidden_steps
+
+    warm = [op(f"w{i}", 200, 0.1 + i * 0.01, 0.11 + i * 0.01) for i in range(20)]
+    r = result([*warm, op("a", 200, 1.1, 1.2), op("b", 503, 1.3, 1.35)], Expect(during={200}))
+    r.notes["steps"] = [{"kind": "idle terminated", "hidden": True, "on": 1.0, "off": 1.5}]
+    check = hidden_steps(r, 2.0)
+    assert check is not None
+    assert not check.passed, check.detail
+    assert "step 1" in check.detail
+    # A 503 that also met a later step (the proxy down from 1.55 s) is that step's.
+    r.operations = [*warm, op("a", 200, 1.1, 1.2), op("b", 503, 1.45, 1.6)]
+    r.notes["steps"].append({"kind": "proxy down", "hidden": False, "on": 1.55, "off": 2.0})  # type: ignore[attr-defined]
+    check = hidden_steps(r, 2.0)
+    assert check is not None
+    assert check.passed, check.detail
+    # A hidden step with another on during it, or just before it, is not judged alone.
+    r.operations = [*warm, op("b", 503, 1.3, 1.35)]
+    r.notes["steps"] = [
+        {"kind": "proxy down", "hidden": False, "on": 0.5, "off": 0.9},
+        {"kind": "idle terminated", "hidden": True, "on": 1.0, "off": 1.5},
+    ]
+    check = hidden_steps(r, 2.0)
+    assert check is not None
+    assert check.passed
+    assert "alone: none" in check.detail
+    # No hidden kind in the run: no check.
+    r.notes["steps"] = [{"kind": "proxy down", "hidden": False, "on": 1.0, "off": 1.5}]
+    assert hidden_steps(r, 2.0) is None
