@@ -56,7 +56,9 @@ def failing_checks(result: ScenarioResult) -> frozenset[str]:
 
 
 def schedule_for(seed: int, index: int, kinds: tuple[Kind, ...] = KINDS) -> Schedule:
-    """The schedule number `index` of exploration `seed`: the same every time."""
+    """The schedule number `index` of exploration `seed`: the same every time, given the
+    same `kinds` (an exploration draws from `runner.default_kinds(target, stack)`, which
+    adds the target's declared kinds to the built-in KINDS)."""
     return draw(random.Random(f"{seed}:{index}"), kinds)
 
 
