@@ -858,7 +858,7 @@ class HaStack(Stack):
 
     def heal(self) -> None:
         """Every proxy reset, every node running, default Patroni settings, one leader and
-        streaming standbys."""
+        streaming standbys; with HAProxy, its default checks, routing to the leader only."""
         with self.toxiproxy() as client:
             client.reset()
         for node in self.nodes:
