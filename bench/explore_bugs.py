@@ -12,7 +12,6 @@ per bug and writes bench/results/explore-bugs-<time>.json.
 from __future__ import annotations
 
 import argparse
-import functools
 import tempfile
 import time
 from pathlib import Path
@@ -20,11 +19,10 @@ from typing import Any
 
 from bench.common import RESULTS_DIR, env_note, write_json
 from bench.planted import BUGS, PlantedCoupons, planted_copy
+from chaos.explore.pool import local_stacks
 from chaos.explore.runner import explore
-from chaos.infra.stack import LocalStack
 from chaos.run.engine import run_selection
 from chaos.scenarios.catalogue import catalogue, for_stack
-from chaos.targets.coupons import COUPONS
 
 #: The budget explore gets per bug (seconds): the target is a catch within it.
 BUDGET = 600.0
@@ -46,54 +44,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 def one_bug(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     target = PlantedCoupons(planted_copy(name, workdir))
-    stack = LocalStack(
-        service_command=target.service_command, service_settings_names=COUPONS.settings_names
-    )
+    new_stack = local_stacks(target)
     row: dict[str, Any] = {"bug": name}
-    try:
-        stack.start()
-        if not args.skip_catalogue:
-            started = time.monotonic()
-            scenarios = for_stack(catalogue(target), "local")
+    if not args.skip_catalogue:
+        started = time.monotonic()
+        scenarios = for_stack(catalogue(target), "local")
+        with new_stack() as stack:
             failed = [
                 run.scenario.name
                 for run in run_selection(stack, scenarios, keep_going=True, target=target)
                 if run.result is None or not run.result.passed
             ]
-            row["catalogue_catches"] = bool(failed)
-            row["catalogue_failed"] = failed
-            row["catalogue_seconds"] = round(time.monotonic() - started, 1)
-        if args.workers > 1:
-            stack.stop()  # each worker starts its own
-        found = explore(
-            stack,
-            target,
-            seed=args.seed,
-            budget=args.budget,
-            repeats=args.repeats,
-            out_dir=workdir / "explore",
-            first_only=True,
-            workers=args.workers,
-            new_stack=functools.partial(
-                LocalStack,
-                service_command=tuple(target.service_command),
-                service_settings_names=tuple(COUPONS.settings_names),
-            ),
-            progress=lambda line: print(f"  {line}", flush=True),
+        row["catalogue_catches"] = bool(failed)
+        row["catalogue_failed"] = failed
+        row["catalogue_seconds"] = round(time.monotonic() - started, 1)
+    options: dict[str, Any] = dict(
+        seed=args.seed,
+        budget=args.budget,
+        repeats=args.repeats,
+        out_dir=workdir / "explore",
+        first_only=True,
+        progress=lambda line: print(f"  {line}", flush=True),
+    )
+    if args.workers > 1:  # each worker starts a stack of its own
+        found = explore(None, target, workers=args.workers, new_stack=new_stack, **options)
+    else:
+        with new_stack() as stack:
+            found = explore(stack, target, **options)
+    row["explore_catches"] = bool(found.found)
+    row["schedules_run"] = len(found.trials)
+    if found.found:
+        first = found.found[0]
+        row.update(
+            seconds_to_failure=first["seconds_to_failure"],
+            failed_checks=first["failed"],
+            shrunk_faults=first["faults"],
+            shrunk=first["shrunk"],
+            shrink_runs=first["runs"],
         )
-        row["explore_catches"] = bool(found.found)
-        row["schedules_run"] = len(found.trials)
-        if found.found:
-            first = found.found[0]
-            row.update(
-                seconds_to_failure=first["seconds_to_failure"],
-                failed_checks=first["failed"],
-                shrunk_faults=first["faults"],
-                shrunk=first["shrunk"],
-                shrink_runs=first["runs"],
-            )
-    finally:
-        stack.stop()
     return row
 
 

@@ -13,7 +13,6 @@ costs one run). Writes bench/results/explore-workers-<time>.json.
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import tempfile
 import time
@@ -21,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS_DIR, env_note, write_json
+from chaos.explore.pool import local_stacks
 from chaos.explore.runner import explore
-from chaos.infra.stack import LocalStack
 from chaos.targets.coupons import COUPONS
 
 
@@ -36,11 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def one(workers: int, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    new_stack = functools.partial(
-        LocalStack,
-        service_command=tuple(COUPONS.service_command),
-        service_settings_names=tuple(COUPONS.settings_names),
-    )
+    new_stack = local_stacks(COUPONS)
     started = time.monotonic()
     if workers == 1:
         stack = new_stack()

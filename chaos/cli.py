@@ -14,7 +14,6 @@ chaos serve [--port N]
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import secrets
@@ -326,6 +325,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _explore(args: argparse.Namespace) -> int:
+    from chaos.explore.pool import local_stacks
     from chaos.explore.runner import explore, summary, write_summary
 
     target = load_target(args.target)
@@ -348,11 +348,7 @@ def _explore(args: argparse.Namespace) -> int:
     if args.workers > 1:
         if args.stack != "local" or args.service_url:
             raise ChaosError("--workers N needs --stack local (a stack per worker, free ports)")
-        new_stack = functools.partial(
-            LocalStack,
-            service_command=tuple(target.service_command),
-            service_settings_names=tuple(target.settings_names),
-        )
+        new_stack = local_stacks(target)
         say(f"starting {args.workers} workers, each with its own local stack")
         found = explore(None, target, workers=args.workers, new_stack=new_stack, **options)
     else:

@@ -14,6 +14,7 @@ stops its stack on the way out, Ctrl-C and SIGTERM included; the parent waits fo
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import queue
 import signal
@@ -24,15 +25,25 @@ from typing import Any
 
 from chaos.errors import ChaosError
 from chaos.explore.trial import Attempt, Plan, attempt
-from chaos.infra.stack import Stack
+from chaos.infra.stack import LocalStack, Stack
 from chaos.targets.base import Target
 
-__all__ = ["STOP_TIMEOUT", "run_pool"]
+__all__ = ["STOP_TIMEOUT", "local_stacks", "run_pool"]
 
 #: Seconds a worker gets to stop its stack and exit after the last schedule.
 STOP_TIMEOUT = 60.0
 #: Seconds between checks that every worker is still alive while waiting for a result.
 _LIVENESS = 1.0
+
+
+def local_stacks(target: Target) -> Callable[[], LocalStack]:
+    """A picklable factory of local stacks running the target's service: what each worker
+    starts (`explore(..., new_stack=local_stacks(target))`)."""
+    return functools.partial(
+        LocalStack,
+        service_command=tuple(target.service_command),
+        service_settings_names=tuple(target.settings_names),
+    )
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

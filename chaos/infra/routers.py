@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from chaos.errors import ChaosError, ProcessError
@@ -58,10 +58,6 @@ class RouterSettings:
     def route_time(self) -> float:
         """Seconds for HAProxy to mark the old primary down and the new one up."""
         return self.check_interval * (self.fall + self.rise)
-
-    def as_dict(self) -> dict[str, object]:
-        """Plain dict, for reports."""
-        return asdict(self)
 
 
 def find_haproxy() -> Path:
