@@ -149,12 +149,36 @@ class Database:
         )
 
     def _connect_kwargs(self) -> dict[str, Any]:
-        return {
+        kwargs: dict[str, Any] = {
             "autocommit": True,
             "application_name": self.settings.db_application_name,
             "connect_timeout": self.settings.db_connect_timeout,
-            "options": self.settings.session_options,
         }
+        if self.settings.db_transaction_pooler:
+            # No prepared statement may outlive its transaction's server session, and
+            # the pooler, not the startup packet, carries the session settings.
+            kwargs["prepare_threshold"] = None
+        else:
+            kwargs["options"] = self.settings.session_options
+        return kwargs
+
+    async def _check_session_settings(self, conn: Conn) -> None:
+        """Behind a transaction pooler, warn about each session setting the server does
+        not apply as this service would (its statement timeout answers 504)."""
+        wanted = self.settings.session_settings
+        cur = await conn.execute(
+            "SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", [list(wanted)]
+        )
+        found = {str(name): str(setting) for name, setting in await cur.fetchall()}
+        for name, value in wanted.items():
+            if found.get(name) != value:
+                log.warning(
+                    "DB_TRANSACTION_POOLER: the server's %s is %s, this service's is %s "
+                    "(set it in the pooler's connect_query or with ALTER ROLE ... SET)",
+                    name,
+                    found.get(name, "unknown"),
+                    value,
+                )
 
     async def _reconnect_again(self, pool: AsyncConnectionPool[Conn]) -> None:
         """Start a fresh reconnection at once when one has failed for `reconnect_timeout`.
@@ -200,6 +224,8 @@ class Database:
                 )
                 async with conn:
                     await repository.apply_schema(conn)
+                    if self.settings.db_transaction_pooler:
+                        await self._check_session_settings(conn)
         await self.pool.open(wait=True, timeout=deadline)
 
     async def close(self) -> None:

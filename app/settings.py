@@ -37,6 +37,13 @@ class Settings(BaseSettings):
         "prefer"
     )
     db_application_name: str = APPLICATION_NAME
+    #: The database address is a transaction-pooling PgBouncer (or alike): psycopg
+    #: prepares no statement (a prepared statement lives on one server session, and the
+    #: next transaction may run on another), and the session settings are not sent at
+    #: connect time (PgBouncer 1.18 refuses the `options` startup parameter); the pooler
+    #: sets them on its server sessions (`connect_query`), and the service checks them
+    #: at start (`session_settings`).
+    db_transaction_pooler: bool = False
 
     server_host: str = "127.0.0.1"
     server_port: int = Field(default=3000, ge=0, le=65535)
@@ -107,13 +114,18 @@ class Settings(BaseSettings):
         )
 
     @property
+    def session_settings(self) -> dict[str, str]:
+        """The server settings every session of the service runs with (milliseconds)."""
+        return {
+            "statement_timeout": str(max(1, round(self.db_statement_timeout * 1000))),
+            # A transaction left open by a vanished client must not hold locks for long.
+            "idle_in_transaction_session_timeout": str(
+                max(1000, round(self.request_deadline * 2000))
+            ),
+            "client_connection_check_interval": "1000",
+        }
+
+    @property
     def session_options(self) -> str:
-        """Per-session server settings sent at connect time (libpq `options`)."""
-        statement_ms = max(1, round(self.db_statement_timeout * 1000))
-        # A transaction left open by a vanished client must not hold locks for long.
-        idle_ms = max(1000, round(self.request_deadline * 2000))
-        return (
-            f"-c statement_timeout={statement_ms} "
-            f"-c idle_in_transaction_session_timeout={idle_ms} "
-            "-c client_connection_check_interval=1000"
-        )
+        """`session_settings` as libpq `options`, sent at connect time."""
+        return " ".join(f"-c {name}={value}" for name, value in self.session_settings.items())

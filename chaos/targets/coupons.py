@@ -62,6 +62,7 @@ SETTINGS_NAMES = frozenset(
         "DB_POOL_MAX_WAITING",
         "DB_POOL_MIN_SIZE",
         "DB_PORT",
+        "DB_TRANSACTION_POOLER",
         "DB_RECONNECT_TIMEOUT",
         "DB_SSL_MODE",
         "DB_STATEMENT_TIMEOUT",

@@ -35,6 +35,31 @@ def test_session_options_carry_the_statement_timeout(monkeypatch: pytest.MonkeyP
     assert "-c statement_timeout=250 " in Settings().session_options
 
 
+def test_the_pgbouncer_router_sets_the_session_settings_the_service_would() -> None:
+    # chaos does not import the service: its copy of the session settings is checked here.
+    from chaos.infra.ha_stack import HA_SERVICE_SETTINGS
+    from chaos.infra.routers import pooler_session_settings
+
+    for env in ({}, dict(HA_SERVICE_SETTINGS), {"DB_STATEMENT_TIMEOUT": "0.25"}):
+        settings = Settings(**{k.lower(): v for k, v in env.items()})  # type: ignore[arg-type]
+        assert pooler_session_settings(env) == settings.session_settings, env
+
+
+def test_behind_a_transaction_pooler_nothing_is_prepared_nor_sent_at_connect(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from app.db import Database
+
+    monkeypatch.setenv("DB_TRANSACTION_POOLER", "true")
+    kwargs = Database(Settings())._connect_kwargs()
+    assert kwargs["prepare_threshold"] is None
+    assert "options" not in kwargs
+    monkeypatch.setenv("DB_TRANSACTION_POOLER", "false")
+    kwargs = Database(Settings())._connect_kwargs()
+    assert "prepare_threshold" not in kwargs
+    assert "statement_timeout=" in kwargs["options"]
+
+
 def test_min_above_max_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DB_POOL_MIN_SIZE", "5")
     monkeypatch.setenv("DB_POOL_MAX_SIZE", "2")
