@@ -267,7 +267,8 @@ def _router_argument(parser: argparse.ArgumentParser) -> None:
         choices=ROUTERS,
         default="libpq",
         help="how the service finds the primary on the HA stack: libpq's multi-host URL, "
-        "or HAProxy on Patroni's /primary check (default libpq)",
+        "HAProxy on Patroni's /primary check, or PgBouncer (transaction pooling) in front "
+        "of that HAProxy (default libpq)",
     )
 
 

@@ -23,10 +23,23 @@ of a chain is removed (`Stack.settle`).
   `maximum_lag_on_failover`. Heal: the proxy enabled.
 - `etcd-partition`: the primary's Patroni cut off etcd (its etcd proxy disabled): it
   must demote itself before a standby is promoted. Heal: the proxy enabled.
+
+With the pgbouncer router (chaos.infra.routers):
+
+- `paused-switchover`: the operator's switchover: PgBouncer's `PAUSE` (it waits until
+  every server session is released), Patroni's switchover, HAProxy routing to the new
+  primary, then `RESUME`. Clients wait instead of failing; the pause must stay within
+  `pause_bound`, and a scenario gives the service an acquire timeout above it. Heal:
+  `RESUME` if still paused.
+- `pgbouncer-restart`: PgBouncer stopped (SIGTERM: at once, every session closed) for the
+  scenario's duration, then started again on its port.
+- A PgBouncer blackhole is a toxic on its proxy: `{kind: toxic, type: timeout,
+  attributes: {timeout: 0}, proxy: pgbouncer}`.
 """
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,9 +51,19 @@ from chaos.errors import ChaosError, ScenarioError
 from chaos.faults.base import Fault, FaultContext
 from chaos.infra.ha_stack import HEAL_TIMEOUT, PROMOTION_TIME, REFUSAL_MESSAGE, HaStack
 from chaos.infra.roles import PRIMARY, RoleMonitor
+from chaos.infra.routers import PgBouncer
 from chaos.infra.waiting import wait_for
 
-__all__ = ["EtcdPartition", "ManualFailover", "PowerCut", "ReplicationPartition", "Switchover"]
+__all__ = [
+    "EtcdPartition",
+    "ManualFailover",
+    "PausedSwitchover",
+    "PgBouncerRestart",
+    "PowerCut",
+    "ReplicationPartition",
+    "Switchover",
+    "pause_bound",
+]
 
 
 def _ha(ctx: FaultContext) -> tuple[HaStack, RoleMonitor]:
@@ -74,6 +97,28 @@ def degrade_bound(stack: HaStack) -> float:
     empties synchronous_standby_names."""
     s = stack.patroni_settings
     return s.loop_wait + s.retry_timeout + SLACK
+
+
+def pause_bound(stack: HaStack, statement_timeout: float) -> float:
+    """Seconds a paused switchover keeps PgBouncer paused: the pause waits for running
+    statements (statement_timeout at most); the leader demotes on its next loop and the
+    candidate promotes; HAProxy and PgBouncer reach it within route_time."""
+    return (
+        statement_timeout
+        + stack.patroni_settings.loop_wait
+        + PROMOTION_TIME
+        + (stack.route_time + SLACK)
+    )
+
+
+def _pgbouncer(ctx: FaultContext) -> tuple[HaStack, PgBouncer]:
+    stack, _ = _ha(ctx)
+    if stack.pgbouncer is None:
+        raise ScenarioError(
+            f"this fault needs PgBouncer (chaos run --stack ha --router pgbouncer); this "
+            f"stack routes by {stack.router}"
+        )
+    return stack, stack.pgbouncer
 
 
 def demotion_bound(stack: HaStack) -> float:
@@ -339,3 +384,74 @@ class EtcdPartition(Fault):
     def remove(self, ctx: FaultContext) -> None:
         ctx.resources.close()
         ctx.mark("heal")
+
+
+@dataclass(frozen=True)
+class PausedSwitchover(Fault):
+    """Patroni's switchover while PgBouncer holds every client (see the module
+    docstring)."""
+
+    @property
+    def kind(self) -> str:
+        return "switchover under PgBouncer's PAUSE"
+
+    def inject(self, ctx: FaultContext) -> None:
+        stack, bouncer = _pgbouncer(ctx)
+        assert stack.haproxy is not None  # PgBouncer routes through HAProxy
+        old = _leader(stack)
+        candidate = (stack.sync_standbys() or stack.standbys_of(old))[0]
+        paused = ctx.mark("pause")
+        ctx.in_effect()
+        ctx.resources.callback(_resume, bouncer)
+        bouncer.admin(f"PAUSE {bouncer.database}")  # answers once no server session is in use
+        since = ctx.mark("switchover")
+        ctx.evidence.append(f"PgBouncer paused; its server sessions free {since - paused:.2f} s on")
+        _post(stack, old, "/switchover", {"leader": old, "candidate": candidate})
+        _await_promotion(ctx, old, since, promotion_bound(stack), "the switchover request")
+        stack.haproxy.wait_routed(candidate, timeout=HEAL_TIMEOUT)
+        ctx.mark("routed")
+        bouncer.admin(f"RESUME {bouncer.database}")
+        resumed = ctx.mark("resume")
+        ctx.over()
+        pause = resumed - paused
+        bound = pause_bound(stack, ctx.limits.statement_timeout)
+        wait = ctx.limits.acquire_timeout
+        ctx.evidence.append(f"PgBouncer paused for {pause:.2f} s")
+        ctx.notes["pause_seconds"] = round(pause, 3)
+        ctx.checks.append(
+            CheckResult(
+                "fault:pause-within-bound",
+                pause <= bound < wait,
+                f"paused {pause:.2f} s (bound {bound:.2f} s); the service waits "
+                f"{wait:g} s for a connection (acquire timeout), so clients wait, not fail, "
+                "only while the bound is below it",
+            )
+        )
+
+    def remove(self, ctx: FaultContext) -> None:
+        ctx.resources.close()  # RESUME, if the switchover failed while paused
+
+
+def _resume(bouncer: PgBouncer) -> None:
+    with suppress(ChaosError):  # not paused any more
+        bouncer.admin(f"RESUME {bouncer.database}")
+
+
+@dataclass(frozen=True)
+class PgBouncerRestart(Fault):
+    """PgBouncer stopped for the scenario's duration, then started on its port."""
+
+    @property
+    def kind(self) -> str:
+        return "PgBouncer restart"
+
+    def inject(self, ctx: FaultContext) -> None:
+        _, bouncer = _pgbouncer(ctx)
+        ctx.resources.callback(bouncer.start)
+        bouncer.stop()
+        ctx.in_effect()
+        ctx.evidence.append(f"PgBouncer on port {bouncer.port} stopped, every session closed")
+
+    def remove(self, ctx: FaultContext) -> None:
+        ctx.resources.close()  # starts PgBouncer again
+        ctx.mark("pgbouncer-up")

@@ -1,4 +1,9 @@
-"""Network faults: any Toxiproxy toxic on the database proxy, and the proxy disabled."""
+"""Network faults: any Toxiproxy toxic on the database proxy, and the proxy disabled.
+
+Both act on the stack's proxy between the service and its database (`Stack.proxy_name`),
+or on another of the stack's proxies named by `proxy` (the HA stack's `pgbouncer`, in
+front of PgBouncer).
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ class NetworkToxic(Fault):
 
     toxic: ToxicSpec
     reconnect_every: float | None = None
+    proxy: str | None = None
 
     @property
     def kind(self) -> str:
@@ -36,10 +42,11 @@ class NetworkToxic(Fault):
             if self.reconnect_every
             else ""
         )
-        return f"{self.toxic.type}({attrs}) {self.toxic.stream}{tox}{churn}"
+        where = f" on proxy {self.proxy}" if self.proxy else ""
+        return f"{self.toxic.type}({attrs}) {self.toxic.stream}{tox}{churn}{where}"
 
     def inject(self, ctx: FaultContext) -> None:
-        ctx.toxiproxy.add_toxic(ctx.stack.proxy_name, self.toxic)
+        ctx.toxiproxy.add_toxic(self.proxy or ctx.stack.proxy_name, self.toxic)
         if self.reconnect_every:
             churn = _Churn(ctx, self.reconnect_every)
             ctx.resources.callback(churn.stop)
@@ -48,7 +55,7 @@ class NetworkToxic(Fault):
     def remove(self, ctx: FaultContext) -> None:
         ctx.resources.close()  # the churn stops before the toxic goes
         with suppress(NotFound):
-            ctx.toxiproxy.remove_toxic(ctx.stack.proxy_name, self.toxic.toxic_name)
+            ctx.toxiproxy.remove_toxic(self.proxy or ctx.stack.proxy_name, self.toxic.toxic_name)
 
 
 class _Churn:
@@ -97,12 +104,14 @@ class _Churn:
 class ProxyDown(Fault):
     """The proxy disabled: every connection closed, new connects refused."""
 
+    proxy: str | None = None
+
     @property
     def kind(self) -> str:
-        return "proxy disabled"
+        return f"proxy {self.proxy} disabled" if self.proxy else "proxy disabled"
 
     def inject(self, ctx: FaultContext) -> None:
-        ctx.toxiproxy.disable(ctx.stack.proxy_name)
+        ctx.toxiproxy.disable(self.proxy or ctx.stack.proxy_name)
 
     def remove(self, ctx: FaultContext) -> None:
-        ctx.toxiproxy.enable(ctx.stack.proxy_name)
+        ctx.toxiproxy.enable(self.proxy or ctx.stack.proxy_name)

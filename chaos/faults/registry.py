@@ -30,6 +30,8 @@ from chaos.faults.database import (
 from chaos.faults.ha import (
     EtcdPartition,
     ManualFailover,
+    PausedSwitchover,
+    PgBouncerRestart,
     PowerCut,
     ReplicationPartition,
     Switchover,
@@ -58,8 +60,10 @@ def toxic(
     toxicity: float = 1.0,
     name: str | None = None,
     reconnect_every: float | None = None,
+    proxy: str | None = None,
 ) -> NetworkToxic:
-    """Any Toxiproxy toxic by its type name, with its attributes as the server names them.
+    """Any Toxiproxy toxic by its type name, with its attributes as the server names them,
+    on the stack's database proxy or on the proxy named `proxy` (`pgbouncer`...).
 
     For the types Toxiproxy 2.12 knows, attribute names are checked (a typo fails before
     anything runs); a type it adds later is passed through for the server to validate.
@@ -75,7 +79,7 @@ def toxic(
         if not isinstance(value, int | float | str | bool):
             raise ValueError(f"attributes.{key}: expected a number or a string, got {value!r}")
     spec = AnyToxic(toxic_type=type, attrs=attrs, stream=stream, toxicity=toxicity, name=name)
-    return NetworkToxic(spec, reconnect_every=reconnect_every)
+    return NetworkToxic(spec, reconnect_every=reconnect_every, proxy=proxy)
 
 
 BUILTIN_FAULTS: Mapping[str, FaultFactory] = {
@@ -95,6 +99,9 @@ BUILTIN_FAULTS: Mapping[str, FaultFactory] = {
     "failover": ManualFailover,
     "replication-partition": ReplicationPartition,
     "etcd-partition": EtcdPartition,
+    # With the HA stack's pgbouncer router.
+    "paused-switchover": PausedSwitchover,
+    "pgbouncer-restart": PgBouncerRestart,
 }
 
 

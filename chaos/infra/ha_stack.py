@@ -44,8 +44,18 @@ from psycopg import sql
 
 from chaos.errors import ChaosError, ProcessError, ScenarioError
 from chaos.infra.postgres import find_pg_bindir
+from chaos.infra.probes import Sessions
 from chaos.infra.processes import ManagedProcess, as_unprivileged, process_tree
-from chaos.infra.routers import ROUTERS, Backend, HaProxy, RouterSettings
+from chaos.infra.routers import (
+    PGBOUNCER_PROXY,
+    ROUTERS,
+    SERVER_LOGIN_RETRY,
+    Backend,
+    HaProxy,
+    PgBouncer,
+    RouterSettings,
+    pooler_session_settings,
+)
 from chaos.infra.service import ServiceProcess
 from chaos.infra.stack import CHAOS_SERVICE_SETTINGS, Stack, StackEndpoints, start_toxiproxy
 from chaos.infra.waiting import free_port, wait_for
@@ -297,8 +307,12 @@ class HaStack(Stack):
         self.node_count = nodes
         self._router = router
         self.haproxy: HaProxy | None = None
+        self.pgbouncer: PgBouncer | None = None
+        self._pgbouncer_port = 0
         self.patroni_settings = patroni or PatroniSettings()
         self.service_settings = dict(service_settings)
+        if router == "pgbouncer":
+            self.service_settings["DB_TRANSACTION_POOLER"] = "true"
         self.service_command = list(service_command) if service_command else None
         self.service_settings_names = service_settings_names
         self.start_timeout = start_timeout
@@ -327,6 +341,19 @@ class HaStack(Stack):
                 proxies[node.client_proxy] = f"127.0.0.1:{node.pg_port}"
                 proxies[node.replication_proxy] = f"127.0.0.1:{node.pg_port}"
                 proxies[node.etcd_proxy] = etcd
+            if self._router != "libpq":
+                backends = [Backend(n.name, n.client_port, n.api_port) for n in self.nodes]
+                self.haproxy = HaProxy(backends, self.workdir)
+            if self._router == "pgbouncer":
+                assert self.haproxy is not None
+                self.pgbouncer = PgBouncer(
+                    upstream=self.haproxy.url_host,
+                    database=DATABASE,
+                    user=SUPERUSER,
+                    session_settings=pooler_session_settings(self.service_settings),
+                    workdir=self.workdir,
+                )
+                proxies[PGBOUNCER_PROXY] = f"127.0.0.1:{self.pgbouncer.port}"
             self.toxiproxy_process, toxiproxy_url, ports = start_toxiproxy(
                 proxies, log_path=self.workdir / "toxiproxy.log"
             )
@@ -334,6 +361,7 @@ class HaStack(Stack):
                 node.client_port = ports[node.client_proxy]
                 node.replication_port = ports[node.replication_proxy]
                 node.etcd_port = ports[node.etcd_proxy]
+            self._pgbouncer_port = ports.get(PGBOUNCER_PROXY, 0)
             for node in self.nodes:
                 self._write_config(node, patroni)
             # The first node bootstraps the cluster; the others clone it once it leads.
@@ -346,13 +374,17 @@ class HaStack(Stack):
             log.info("database created")
             self.wait_healthy(timeout=self.start_timeout)
             log.info("cluster healthy: %s", self.members())
-            if self._router == "haproxy":
-                backends = [Backend(n.name, n.client_port, n.api_port) for n in self.nodes]
-                self.haproxy = HaProxy(backends, self.workdir)
+            if self.haproxy is not None:
+                self.haproxy.backends = [
+                    Backend(n.name, n.client_port, n.api_port) for n in self.nodes
+                ]
                 self.haproxy.start()
                 leader = self._leader_node().name
                 self.haproxy.wait_routed(leader, timeout=HEAL_TIMEOUT)
                 log.info("haproxy routes to %s", leader)
+            if self.pgbouncer is not None:
+                self.pgbouncer.start()
+                log.info("pgbouncer on port %d in front of haproxy", self.pgbouncer.port)
             self.service = ServiceProcess(
                 database_url=self.service_database_url,
                 env=self.service_settings,
@@ -510,12 +542,6 @@ class HaStack(Stack):
 
         wait_for(create, timeout=30.0, what=f"database {DATABASE} on {node.name}", interval=0.2)
 
-    def restart_service(self) -> None:
-        if self.service is None:
-            raise ChaosError("the stack is not started")
-        self.service.stop()
-        self.service.start()
-
     def stop(self) -> None:
         """Service, nodes, Toxiproxy, etcd, work dir: each attempted even if one fails."""
         errors: list[BaseException] = []
@@ -525,12 +551,15 @@ class HaStack(Stack):
             except Exception as exc:
                 errors.append(exc)
             self.service = None
-        if self.haproxy is not None:
+        for router in (self.pgbouncer, self.haproxy):
+            if router is None:
+                continue
             try:
-                self.haproxy.stop()
+                router.stop()
             except Exception as exc:
                 errors.append(exc)
-            self.haproxy = None
+        self.pgbouncer = None
+        self.haproxy = None
         for node in self.nodes:
             try:
                 self.stop_node(node.name)
@@ -785,7 +814,13 @@ class HaStack(Stack):
     @property
     def service_database_url(self) -> str:
         """Every node's client proxy, libpq picking the writable one; or, with the
-        haproxy router, HAProxy's one address (chaos.infra.routers)."""
+        haproxy router, HAProxy's one address; with the pgbouncer router, PgBouncer's
+        through its proxy (chaos.infra.routers)."""
+        if self.pgbouncer is not None:
+            return (
+                f"postgresql://{SUPERUSER}@127.0.0.1:{self._pgbouncer_port}/{DATABASE}"
+                "?sslmode=disable"
+            )
         if self.haproxy is not None:
             return f"postgresql://{SUPERUSER}@{self.haproxy.url_host}/{DATABASE}?sslmode=disable"
         hosts = ",".join(f"127.0.0.1:{n.client_port}" for n in self.nodes)
@@ -810,6 +845,12 @@ class HaStack(Stack):
         """The proxy between the service and the current primary (network faults)."""
         return self._leader_node().client_proxy
 
+    @property
+    def service_sessions(self) -> Sessions | None:
+        """With PgBouncer, the service's sessions are its clients there (PgBouncer's
+        server sessions are PgBouncer's own)."""
+        return self.pgbouncer.client_sessions if self.pgbouncer is not None else None
+
     def role_urls(self) -> dict[str, str]:
         """Every node's database, direct: the role monitor asks each who is primary."""
         return {n.name: n.direct_url for n in self.nodes}
@@ -823,8 +864,16 @@ class HaStack(Stack):
             "retry_timeout": float(patroni.retry_timeout),
             "promotion_time": PROMOTION_TIME,
             "standby_retry_interval": STANDBY_RETRY_INTERVAL,
-            "route_time": self.haproxy.settings.route_time if self.haproxy else 0.0,
+            "route_time": self.route_time,
         }
+
+    @property
+    def route_time(self) -> float:
+        """Seconds for the router to reach a new primary (chaos.infra.routers)."""
+        if self.haproxy is None:
+            return 0.0
+        login_retry = SERVER_LOGIN_RETRY if self.pgbouncer is not None else 0
+        return self.haproxy.settings.route_time + login_retry
 
     @property
     def router(self) -> str:
@@ -837,7 +886,7 @@ class HaStack(Stack):
             return
         if self.haproxy is None:
             raise ScenarioError(
-                f"stack.router: settings for haproxy; this stack routes by {self._router}"
+                f"stack.router: HAProxy's settings; this stack routes by {self._router}"
             )
         try:
             wanted = RouterSettings(**settings)  # type: ignore[arg-type]
@@ -858,7 +907,8 @@ class HaStack(Stack):
 
     def heal(self) -> None:
         """Every proxy reset, every node running, default Patroni settings, one leader and
-        streaming standbys; with HAProxy, its default checks, routing to the leader only."""
+        streaming standbys; with HAProxy, its default checks, routing to the leader only;
+        PgBouncer running and not paused."""
         with self.toxiproxy() as client:
             client.reset()
         for node in self.nodes:
@@ -870,6 +920,8 @@ class HaStack(Stack):
         if self.haproxy is not None:
             self.haproxy.configure(RouterSettings())
             self.haproxy.wait_routed(leader, timeout=HEAL_TIMEOUT)
+        if self.pgbouncer is not None:
+            self.pgbouncer.heal()
 
     # -- Stack's database faults, on the current primary ---------------------------------
 

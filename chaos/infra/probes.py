@@ -4,6 +4,7 @@ pg_stat_activity."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 
@@ -17,6 +18,7 @@ from chaos.infra.waiting import wait_for
 
 __all__ = [
     "Leak",
+    "Sessions",
     "Snapshot",
     "read_limits",
     "read_metrics",
@@ -70,8 +72,16 @@ class Snapshot:
         return asdict(self)
 
 
-def snapshot(client: httpx.Client, admin: PostgresAdmin) -> Snapshot:
-    """Read the service's /metrics and its backends in pg_stat_activity."""
+Sessions = Callable[[], int]
+"""Counts the service's database sessions where pg_stat_activity cannot (a pooler's
+clients: its server sessions are its own)."""
+
+
+def snapshot(
+    client: httpx.Client, admin: PostgresAdmin, sessions: Sessions | None = None
+) -> Snapshot:
+    """Read the service's /metrics and its backends in pg_stat_activity; `backends` is
+    `sessions()` when given."""
     m = read_metrics(client)
     backends = admin.backends()
     return Snapshot(
@@ -85,7 +95,7 @@ def snapshot(client: httpx.Client, admin: PostgresAdmin) -> Snapshot:
         asyncio_tasks=int(m.get("process_asyncio_tasks", 0)),
         threads=int(m.get("process_threads", 0)),
         fds=int(m.get("process_fds", 0)),
-        backends=len(backends),
+        backends=sessions() if sessions is not None else len(backends),
         idle_in_transaction=sum(1 for b in backends if b.state == "idle in transaction"),
         active_backends=sum(1 for b in backends if b.state == "active"),
         connections_lost=int(m.get("db_pool_connections_lost_total", 0)),
@@ -135,7 +145,12 @@ def _leaks(base: Snapshot, now: Snapshot) -> list[Leak]:
 
 
 def wait_for_baseline(
-    client: httpx.Client, admin: PostgresAdmin, baseline: Snapshot, *, timeout: float
+    client: httpx.Client,
+    admin: PostgresAdmin,
+    baseline: Snapshot,
+    *,
+    timeout: float,
+    sessions: Sessions | None = None,
 ) -> tuple[Snapshot, list[Leak], float]:
     """Wait until every figure is back at its baseline; return the last snapshot, the leaks
     left (empty when settled) and the seconds it took."""
@@ -144,7 +159,7 @@ def wait_for_baseline(
 
     def settled() -> bool:
         try:
-            now = snapshot(client, admin)
+            now = snapshot(client, admin, sessions)
         except ChaosError:
             return False  # a scrape that failed once (a busy service) is not the end
         last[:] = [now]
@@ -152,5 +167,5 @@ def wait_for_baseline(
 
     with suppress(WaitTimeout):
         wait_for(settled, timeout=timeout, what="service back at its baseline", interval=0.05)
-    now = last[0] if last else snapshot(client, admin)
+    now = last[0] if last else snapshot(client, admin, sessions)
     return now, _leaks(baseline, now), time.monotonic() - started

@@ -36,6 +36,8 @@ class ServiceProcess:
         self.port = port or free_port()
         self.database_url = database_url
         self.extra_env = dict(env or {})
+        #: The settings `configure({})` returns to.
+        self.base_env = dict(self.extra_env)
         self.start_timeout = start_timeout
         self.command = list(command) if command else [sys.executable, "-m", "app"]
         self.settings_names = {name.upper() for name in settings_names}
@@ -95,6 +97,23 @@ class ServiceProcess:
     def log_tail(self, lines: int = 40) -> str:
         """The end of the service's log."""
         return self._process.log_tail(lines) if self._process else ""
+
+    def restart(self) -> None:
+        """Stop the service and start it again on its port, with its current settings."""
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+        self.start()
+
+    def configure(self, overrides: Mapping[str, str]) -> bool:
+        """Run with `overrides` over the settings it was made with (`{}` restores them),
+        restarted on its port when they change; whether it restarted."""
+        wanted = {**self.base_env, **overrides}
+        if wanted == self.extra_env:
+            return False
+        self.extra_env = wanted
+        self.restart()
+        return True
 
     def stop(self) -> None:
         """Stop the service (SIGTERM, bounded, then SIGKILL). Idempotent."""

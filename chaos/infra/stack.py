@@ -24,6 +24,7 @@ import psycopg
 
 from chaos.errors import ChaosError, ProcessError, ScenarioError
 from chaos.infra.postgres import PostgresCluster
+from chaos.infra.probes import Sessions
 from chaos.infra.processes import ManagedProcess
 from chaos.infra.service import ServiceProcess
 from chaos.infra.timing import ADMIN_CONNECT_TIMEOUT, EXTERNAL_START_TIMEOUT, START_TIMEOUT
@@ -110,6 +111,12 @@ class Stack(ABC):
         """The Toxiproxy proxy between the service and its database."""
         return PROXY_NAME
 
+    @property
+    def service_sessions(self) -> Sessions | None:
+        """Counts the service's database sessions when a pooler stands between them
+        (the leak baseline's `backends`); None: its backends in pg_stat_activity."""
+        return None
+
     def role_urls(self) -> dict[str, str]:
         """Each database node's direct URL, when the stack has several (the engine then
         watches which one is primary); empty for a single database."""
@@ -152,10 +159,26 @@ class Stack(ABC):
         with self.toxiproxy() as client:
             client.reset()
 
+    def _service_process(self) -> ServiceProcess:
+        service = getattr(self, "service", None)
+        if not isinstance(service, ServiceProcess):
+            raise ChaosError(
+                f"{type(self).__name__} does not run the service itself: it cannot restart "
+                "it or change its settings"
+            )
+        return service
+
     def restart_service(self) -> None:
         """Restart the service on its port: a run that left it off its baseline (a leak)
         would otherwise fail every run after it (`pgchaos explore` does so)."""
-        raise ChaosError(f"{type(self).__name__} cannot restart its service")
+        self._service_process().restart()
+
+    def configure_service(self, overrides: Mapping[str, str]) -> bool:
+        """Run the service with a scenario's settings over the stack's (`{}` restores
+        them), restarted on its port when they change; whether it restarted."""
+        if not overrides and getattr(self, "service", None) is None:
+            return False
+        return self._service_process().configure(overrides)
 
     @abstractmethod
     def start(self) -> None:
@@ -300,12 +323,6 @@ class LocalStack(Stack):
         except BaseException:
             self.stop()
             raise
-
-    def restart_service(self) -> None:
-        if self.service is None:
-            raise ChaosError("the stack is not started")
-        self.service.stop()
-        self.service.start()
 
     def stop(self) -> None:
         """Service, Toxiproxy, PostgreSQL, temp dir: each attempted even if one fails."""

@@ -37,7 +37,7 @@ from chaos.core.lost_writes import find_lost_writes
 from chaos.errors import ChaosError, ScenarioError, WaitTimeout
 from chaos.faults.base import OVER, Fault, FaultContext
 from chaos.infra.postgres import PostgresAdmin
-from chaos.infra.probes import Snapshot, read_limits, snapshot, wait_for_baseline
+from chaos.infra.probes import Sessions, Snapshot, read_limits, snapshot, wait_for_baseline
 from chaos.infra.roles import RoleMonitor
 from chaos.infra.stack import Stack
 from chaos.infra.toxiproxy import ToxiproxyClient
@@ -89,7 +89,35 @@ def run_scenario(
     target: Target,
     progress: Callable[[str], None] | None = None,
 ) -> ScenarioResult:
-    """Run one scenario against a started stack and return what it saw and checked."""
+    """Run one scenario against a started stack and return what it saw and checked.
+
+    A scenario with service settings runs on the service restarted with them (its limits
+    read again); the service is restarted with the stack's own settings afterwards."""
+    if not scenario.service_settings:
+        return _run_scenario(stack, scenario, toxiproxy, admin, service, limits, target, progress)
+    timeout = service.timeout
+    try:
+        with boundary("restarting the service with the scenario's settings"):
+            stack.configure_service(scenario.service_settings)
+            own = read_limits(service)
+            service.timeout = httpx.Timeout(own.cleanup_bound)
+        return _run_scenario(stack, scenario, toxiproxy, admin, service, own, target, progress)
+    finally:
+        service.timeout = timeout
+        with boundary("restarting the service with the stack's settings"):
+            stack.configure_service({})
+
+
+def _run_scenario(
+    stack: Stack,
+    scenario: Scenario,
+    toxiproxy: ToxiproxyClient,
+    admin: PostgresAdmin,
+    service: httpx.Client,
+    limits: Limits,
+    target: Target,
+    progress: Callable[[str], None] | None,
+) -> ScenarioResult:
     say = progress or (lambda _msg: None)
     run_id = uuid.uuid4().hex[:8]
     zero = time.monotonic()
@@ -121,7 +149,7 @@ def run_scenario(
             keys.append(target.create_key(service, f"{scenario.name}-{run_id}-{k}"))
 
     say("waiting for an idle service (baseline)")
-    result.baseline = _idle_baseline(service, admin, limits)
+    result.baseline = _idle_baseline(service, admin, limits, stack.service_sessions)
     workload = LiveWorkload(
         stack.endpoints.service_url,
         keys,
@@ -167,7 +195,11 @@ def run_scenario(
     say("waiting for the leak baseline")
     with boundary("leak probes"):
         result.after, leaks, result.settle_seconds = wait_for_baseline(
-            service, admin, result.baseline, timeout=limits.settle_bound
+            service,
+            admin,
+            result.baseline,
+            timeout=limits.settle_bound,
+            sessions=stack.service_sessions,
         )
     with boundary("reading the target's state"):
         state = target.read_state(admin, keys + ctx.extra_keys)
@@ -411,10 +443,12 @@ def run_selection(
                 yield replace(run, result=result)
 
 
-def _idle_baseline(service: httpx.Client, admin: PostgresAdmin, limits: Limits) -> Snapshot:
+def _idle_baseline(
+    service: httpx.Client, admin: PostgresAdmin, limits: Limits, sessions: Sessions | None
+) -> Snapshot:
     def idle() -> Snapshot | None:
         try:
-            snap = snapshot(service, admin)
+            snap = snapshot(service, admin, sessions)
         except ChaosError:
             return None  # a scrape that failed once (a busy service) is not the end
         ready = (

@@ -246,7 +246,7 @@ def answer_checks(r: ScenarioResult) -> list[CheckResult]:
         ),
         CheckResult(
             "answers-during-fault",
-            bool(during) and not unexpected and not missing,
+            (bool(during) or exp.touched is not None) and not unexpected and not missing,
             f"{len(during)} requests during the fault: "
             f"{dict(Counter(op.label for op in during))}, {len(affected)} touched by it: "
             f"{dict(Counter(op.label for op in affected))}; allowed {sorted(exp.during)}, "
@@ -254,6 +254,17 @@ def answer_checks(r: ScenarioResult) -> list[CheckResult]:
             f"missing {missing or 'none'}",
         ),
     ]
+    if exp.touched is not None:
+        outside = Counter(op.label for op in affected if op.status not in exp.touched)
+        checks.append(
+            CheckResult(
+                "answers-touched-by-fault",
+                bool(affected) and not outside,
+                f"{len(affected)} requests touched by the fault: "
+                f"{dict(Counter(op.label for op in affected))}; allowed {sorted(exp.touched)}, "
+                f"unexpected {dict(outside) or 'none'}",
+            )
+        )
     for status, bound in sorted(exp.latency.items()):
         limit = bound.seconds(limits)
         ops = [op for op in affected if op.status == status]

@@ -12,9 +12,11 @@ and `expect.during` has a default::
         until: {504: 10}                   # or on until these answers came (duration: at most)
         recovery_bound: reconnect_timeout + acquire_timeout + slack
         stack: any                         # or ha, or {kind: ha, patroni: {ttl: 20, ...}}
+        service: {REQUEST_DEADLINE: 20}    # the service's settings for this scenario only
         expect:
           during: [503, 504]               # statuses allowed while the fault is on (or any)
           must_see: [504]                  # statuses that must appear
+          touched: [200]                   # statuses allowed for every request it touched
           latency: {503: acquire_timeout + slack, 504: request_deadline + slack}
           health: 503                      # /health during the fault
           timed_out_absent: false          # writes answered 504 left nothing
@@ -71,6 +73,7 @@ _SCENARIO_KEYS = {
     "expect",
     "stack",
     "until",
+    "service",
 }
 _EXPECT_KEYS = {
     "during",
@@ -83,6 +86,7 @@ _EXPECT_KEYS = {
     "single_primary",
     "primary",
     "replicas_agree",
+    "touched",
 }
 _WORKLOAD_KEYS = {"concurrency", "keys", "warmup"}
 
@@ -224,6 +228,7 @@ def _expect(raw: object, allowed: frozenset[str]) -> Expect:
             single_primary=_flag(data, "single_primary"),
             primary=primary,
             replicas_agree=_flag(data, "replicas_agree"),
+            touched=(_statuses(data["touched"], "expect.touched") if "touched" in data else None),
         )
     except ScenarioError as exc:
         field, _, message = str(exc).partition(": ")
@@ -273,13 +278,27 @@ def _router(raw: object, kind: str) -> tuple[str | None, dict[str, object]]:
     router = data.pop("kind", None)
     if router not in ROUTERS:
         raise _Invalid("stack.router.kind", f"expected one of {', '.join(ROUTERS)}, got {router!r}")
-    if data and router != "haproxy":
-        raise _Invalid("stack.router", f"settings only for haproxy, got {sorted(data)}")
+    if data and router == "libpq":
+        raise _Invalid("stack.router", f"HAProxy's settings, not for libpq: got {sorted(data)}")
     try:
         RouterSettings(**data)  # type: ignore[arg-type] # checked by RouterSettings
     except (TypeError, ChaosError) as exc:
         raise _Invalid("stack.router", str(exc)) from exc
     return str(router), data
+
+
+def _service(raw: object) -> dict[str, str]:
+    data = _mapping(raw, "service", None)
+    settings = {}
+    for name, value in data.items():
+        if not isinstance(name, str) or not name.isupper() or not name.isidentifier():
+            raise _Invalid("service", f"expected setting names in capitals, got {name!r}")
+        if isinstance(value, bool):
+            value = str(value).lower()
+        if not isinstance(value, str | int | float):
+            raise _Invalid(f"service.{name}", f"expected a number or a string, got {value!r}")
+        settings[name] = str(value)
+    return settings
 
 
 def _until(raw: object) -> dict[int, int]:
@@ -340,6 +359,7 @@ def _scenario(raw: object, kinds: Mapping[str, FaultFactory]) -> Scenario:
         router=router,
         router_settings=router_settings,
         until=_until(data.get("until")),
+        service_settings=_service(data.get("service", {})),
     )
 
 

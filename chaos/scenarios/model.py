@@ -98,6 +98,10 @@ class Expect:
 
     `during`: every status allowed for requests overlapping the fault window.
     `must_see`: statuses that must appear at least once in that window.
+    `touched`: when given, the statuses allowed for every request the fault touched
+    (sent or answered while it was on, or overlapping its injection or removal), and
+    then `during` may find no request both sent and answered inside the window: a fault
+    that holds requests (PgBouncer's PAUSE) answers them only once it is over.
     `latency`: per-status latency bounds (every request is also bounded by the deadline).
     `health`: the status /health must answer during the fault (within HEALTH).
     `timed_out_absent`: writes answered 504 must have left nothing (the statement was
@@ -124,6 +128,7 @@ class Expect:
     single_primary: bool = False
     primary: Literal["changed", "unchanged"] | None = None
     replicas_agree: bool = False
+    touched: frozenset[int] | None = None
 
     def __init__(
         self,
@@ -138,8 +143,10 @@ class Expect:
         single_primary: bool = False,
         primary: Literal["changed", "unchanged"] | None = None,
         replicas_agree: bool = False,
+        touched: set[int] | frozenset[int] | None = None,
     ) -> None:
         object.__setattr__(self, "during", frozenset(during))
+        object.__setattr__(self, "touched", None if touched is None else frozenset(touched))
         object.__setattr__(self, "must_see", frozenset(must_see))
         object.__setattr__(self, "latency", dict(latency or {}))
         object.__setattr__(self, "health", health)
@@ -157,6 +164,8 @@ class Expect:
             raise ScenarioError(
                 f"expect.must_see: {sorted(self.must_see)} not within during {sorted(self.during)}"
             )
+        if self.touched is not None and not self.touched:
+            raise ScenarioError("expect.touched: expected at least one status")
         if not self.observed or not self.observed <= EVIDENCE_KINDS:
             raise ScenarioError(
                 f"expect.observed: {sorted(self.observed)}; expected a non-empty subset of "
@@ -176,6 +185,8 @@ class Scenario:
     `stack`: `any`, or `ha` (run only by `chaos run --stack ha`); `stack_settings`: what
     the stack applies before the run (the HA stack: Patroni's settings); `router` and
     `router_settings`: the HA stack's router the scenario needs, and its settings.
+    `service_settings`: the service's settings (environment variables) for this scenario
+    over the stack's; the stack restarts the service with them, and without them after.
     """
 
     name: str
@@ -192,6 +203,8 @@ class Scenario:
     """The router the scenario needs on the HA stack (`haproxy`...); None: any."""
     router_settings: Mapping[str, object] = field(default_factory=dict)
     """What the router applies before the run (HAProxy's check settings)."""
+    service_settings: Mapping[str, str] = field(default_factory=dict)
+    """The service's settings for this scenario (`{"REQUEST_DEADLINE": "20"}`)."""
 
     def __post_init__(self) -> None:
         if self.stack not in STACKS:

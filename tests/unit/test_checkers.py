@@ -159,10 +159,17 @@ def test_each_stack_runs_its_own_scenarios() -> None:
     assert "failover-synchronous" in ha
     assert "blackhole" in local
     routed = {s.name for s in for_stack(scenarios, "ha", "haproxy")}
+    pooled = {s.name for s in for_stack(scenarios, "ha", "pgbouncer")}
     assert not ha & local
-    assert ha | local | routed == {s.name for s in scenarios}
-    # A scenario that needs HAProxy runs only on a stack routed by it.
+    assert ha | local | routed | pooled == {s.name for s in scenarios}
+    # A scenario that needs a router runs only on a stack routed by it.
     assert routed - ha == {"switchover-stale-route"}
+    assert pooled - ha == {
+        "switchover-paused-pgbouncer",
+        "switchover-pgbouncer",
+        "pgbouncer-restart",
+        "pgbouncer-blackhole",
+    }
 
 
 def synthetic_result() -> ScenarioResult:

@@ -361,7 +361,7 @@ def test_a_scenario_names_the_router_it_needs_and_its_check_settings() -> None:
     for bad, message in [
         ("{kind: any, router: haproxy}", "only for stack kind ha"),
         ("{kind: ha, router: pgpool}", "expected one of libpq, haproxy"),
-        ("{kind: ha, router: {kind: libpq, fall: 2}}", "settings only for haproxy"),
+        ("{kind: ha, router: {kind: libpq, fall: 2}}", "not for libpq"),
         ("{kind: ha, router: {kind: haproxy, fall: 0}}", "fall: expected a whole number"),
     ]:
         _, problems = parse_scenarios(
@@ -370,3 +370,49 @@ def test_a_scenario_names_the_router_it_needs_and_its_check_settings() -> None:
             kinds=kinds,
         )
         assert any(message in str(p) for p in problems), (bad, problems)
+
+
+def test_a_scenario_sets_the_service_and_what_every_touched_request_answers() -> None:
+    from chaos.faults.registry import fault_kinds
+    from chaos.scenarios.loader import parse_scenarios
+
+    text = """scenarios:
+  - name: paused
+    description: d
+    stack: {kind: ha, router: {kind: pgbouncer, check_interval: 0.5}}
+    service: {DB_POOL_ACQUIRE_TIMEOUT: 20, REQUEST_DEADLINE: 25.5, DB_TRANSACTION_POOLER: true}
+    fault: {kind: paused-switchover}
+    expect: {during: [200], touched: [200]}
+  - name: blackhole
+    description: d
+    fault: {kind: toxic, type: timeout, attributes: {timeout: 0}, proxy: pgbouncer}
+    expect: {during: [503, 504]}
+"""
+    kinds = fault_kinds()
+    (paused, blackhole), problems = parse_scenarios(text, source="t", kinds=kinds)
+    assert not problems
+    assert (paused.router, dict(paused.router_settings)) == ("pgbouncer", {"check_interval": 0.5})
+    assert dict(paused.service_settings) == {
+        "DB_POOL_ACQUIRE_TIMEOUT": "20",
+        "REQUEST_DEADLINE": "25.5",
+        "DB_TRANSACTION_POOLER": "true",
+    }
+    assert paused.expect.touched == {200}
+    assert blackhole.expect.touched is None
+    assert isinstance(blackhole.fault, NetworkToxic)
+    assert blackhole.fault.proxy == "pgbouncer"
+    assert blackhole.fault.kind.endswith("on proxy pgbouncer")
+    for bad, message in [
+        ("{DB_POOL_ACQUIRE_TIMEOUT: 20, request_deadline: 25.5,", "setting names in capitals"),
+        ("{DB_POOL_ACQUIRE_TIMEOUT: [20], REQUEST_DEADLINE: 25.5,", "expected a number"),
+    ]:
+        _, problems = parse_scenarios(
+            text.replace("{DB_POOL_ACQUIRE_TIMEOUT: 20, REQUEST_DEADLINE: 25.5,", bad),
+            source="t",
+            kinds=kinds,
+        )
+        assert any(message in str(p) for p in problems), (bad, problems)
+    _, problems = parse_scenarios(
+        text.replace("touched: [200]", "touched: []"), source="t", kinds=kinds
+    )
+    assert any("expect.touched" in str(p) for p in problems), problems
