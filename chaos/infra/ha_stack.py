@@ -33,7 +33,7 @@ import tempfile
 import time
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ from chaos.infra.routers import (
     HaProxy,
     PgBouncer,
     RouterSettings,
+    pooler_query_wait_timeout,
     pooler_session_settings,
 )
 from chaos.infra.service import ServiceProcess
@@ -352,6 +353,7 @@ class HaStack(Stack):
                     user=SUPERUSER,
                     session_settings=pooler_session_settings(self.service_settings),
                     workdir=self.workdir,
+                    query_wait_timeout=self._query_wait_timeout(RouterSettings()),
                 )
                 proxies[PGBOUNCER_PROXY] = f"127.0.0.1:{self.pgbouncer.port}"
             self.toxiproxy_process, toxiproxy_url, ports = start_toxiproxy(
@@ -892,8 +894,23 @@ class HaStack(Stack):
             wanted = RouterSettings(**settings)  # type: ignore[arg-type]
         except (TypeError, ChaosError) as exc:
             raise ScenarioError(f"stack.router: {exc}") from exc
-        self.haproxy.configure(wanted)
+        if wanted.query_wait_timeout is not None and self.pgbouncer is None:
+            raise ScenarioError(
+                f"stack.router.query_wait_timeout: PgBouncer's; this stack routes by {self._router}"
+            )
+        self._configure_router(wanted)
         self.haproxy.wait_routed(self._leader_node().name, timeout=HEAL_TIMEOUT)
+
+    def _query_wait_timeout(self, settings: RouterSettings) -> float:
+        if settings.query_wait_timeout is not None:
+            return settings.query_wait_timeout
+        return pooler_query_wait_timeout(self.service_settings)
+
+    def _configure_router(self, settings: RouterSettings) -> None:
+        assert self.haproxy is not None
+        self.haproxy.configure(replace(settings, query_wait_timeout=None))
+        if self.pgbouncer is not None:
+            self.pgbouncer.configure(query_wait_timeout=self._query_wait_timeout(settings))
 
     def prepare(self, settings: Mapping[str, object]) -> None:
         """Apply a scenario's Patroni settings (`stack: {patroni: {...}}`) over the
@@ -918,7 +935,7 @@ class HaStack(Stack):
             self.configure(PatroniSettings(), timeout=HEAL_TIMEOUT)
         leader = self.wait_healthy(timeout=HEAL_TIMEOUT)
         if self.haproxy is not None:
-            self.haproxy.configure(RouterSettings())
+            self._configure_router(RouterSettings())
             self.haproxy.wait_routed(leader, timeout=HEAL_TIMEOUT)
         if self.pgbouncer is not None:
             self.pgbouncer.heal()

@@ -54,6 +54,7 @@ __all__ = [
     "RouterSettings",
     "find_haproxy",
     "find_pgbouncer",
+    "pooler_query_wait_timeout",
     "pooler_session_settings",
 ]
 
@@ -77,15 +78,23 @@ PGBOUNCER_POOL_SIZE = 40
 
 @dataclass(frozen=True, slots=True)
 class RouterSettings:
-    """HAProxy's health check of the nodes (seconds and counts)."""
+    """HAProxy's health check of the nodes (seconds and counts), and PgBouncer's
+    `query_wait_timeout`: seconds a query may wait for a server session before PgBouncer
+    refuses it (None: the service's acquire timeout, `pooler_query_wait_timeout`)."""
 
     check_interval: float = 1.0
     fall: int = 2
     rise: int = 1
+    query_wait_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if not self.check_interval > 0:
             raise ChaosError(f"check_interval: expected seconds > 0, got {self.check_interval}")
+        wait = self.query_wait_timeout
+        if wait is not None and (isinstance(wait, bool) or not isinstance(wait, int | float)):
+            raise ChaosError(f"query_wait_timeout: expected seconds > 0, got {wait!r}")
+        if wait is not None and not wait > 0:
+            raise ChaosError(f"query_wait_timeout: expected seconds > 0, got {wait!r}")
         for name in ("fall", "rise"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -95,6 +104,14 @@ class RouterSettings:
     def route_time(self) -> float:
         """Seconds for HAProxy to mark the old primary down and the new one up."""
         return self.check_interval * (self.fall + self.rise)
+
+
+def pooler_query_wait_timeout(service_settings: Mapping[str, str]) -> float:
+    """PgBouncer's `query_wait_timeout` for the service: its acquire timeout (1 s by
+    default). A query PgBouncer cannot place on a server session (none reachable) is
+    refused (the service answers 503) when the service would have refused a request it
+    had no connection for, not held until the request deadline (504)."""
+    return float(service_settings.get("DB_POOL_ACQUIRE_TIMEOUT", "1.0"))
 
 
 def pooler_session_settings(service_settings: Mapping[str, str]) -> dict[str, str]:
@@ -269,7 +286,9 @@ class PgBouncer:
         user: str,
         session_settings: Mapping[str, str],
         workdir: Path,
+        query_wait_timeout: float = 120.0,
     ) -> None:
+        self.query_wait_timeout = query_wait_timeout
         self.upstream = upstream
         self.database = database
         self.user = user
@@ -302,6 +321,7 @@ pool_mode = transaction
 default_pool_size = {PGBOUNCER_POOL_SIZE}
 max_client_conn = 1000
 server_login_retry = {SERVER_LOGIN_RETRY}
+query_wait_timeout = {self.query_wait_timeout:g}
 server_connect_timeout = 2
 server_check_delay = 0
 ignore_startup_parameters = extra_float_digits
@@ -328,6 +348,15 @@ admin_users = {self.user}
             timeout=START_TIMEOUT,
             what=f"pgbouncer on port {self.port}",
         )
+
+    def configure(self, *, query_wait_timeout: float) -> None:
+        """A new `query_wait_timeout`: the configuration rewritten and reloaded (`RELOAD`
+        on the admin console; no session is cut)."""
+        if query_wait_timeout == self.query_wait_timeout:
+            return
+        self.query_wait_timeout = query_wait_timeout
+        (self.workdir / "pgbouncer.ini").write_text(self.config())
+        self.admin("RELOAD")
 
     def heal(self) -> None:
         """Running and not paused: started again if a fault stopped it, else `RESUME`d

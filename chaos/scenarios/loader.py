@@ -280,6 +280,8 @@ def _router(raw: object, kind: str) -> tuple[str | None, dict[str, object]]:
         raise _Invalid("stack.router.kind", f"expected one of {', '.join(ROUTERS)}, got {router!r}")
     if data and router == "libpq":
         raise _Invalid("stack.router", f"HAProxy's settings, not for libpq: got {sorted(data)}")
+    if "query_wait_timeout" in data and router != "pgbouncer":
+        raise _Invalid("stack.router.query_wait_timeout", f"PgBouncer's, not for {router}")
     try:
         RouterSettings(**data)  # type: ignore[arg-type] # checked by RouterSettings
     except (TypeError, ChaosError) as exc:

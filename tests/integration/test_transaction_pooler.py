@@ -24,7 +24,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from chaos.core.bounds import SLACK
 from chaos.infra.postgres import PostgresAdmin
-from chaos.infra.routers import PgBouncer, pooler_session_settings
+from chaos.infra.routers import PgBouncer, pooler_query_wait_timeout, pooler_session_settings
 from chaos.infra.service import ServiceProcess
 from chaos.infra.waiting import wait_for
 from tests.conftest import SERVICE_SETTINGS
@@ -52,6 +52,7 @@ def _bouncer(database_url: str, workdir: Path, settings: dict[str, str]) -> PgBo
         user=str(parts.get("user", "postgres")),
         session_settings=settings,
         workdir=workdir,
+        query_wait_timeout=pooler_query_wait_timeout(SETTINGS),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from chaos.report.writers import (
     write_reports,
 )
 from chaos.run.result import ScenarioResult
-from chaos.run.verdict import no_hang
+from chaos.run.verdict import answer_checks, no_hang
 from chaos.scenarios.catalogue import by_name, catalogue, for_stack
 from chaos.scenarios.model import ACQUIRE, DEADLINE, SLACK, Expect, Scenario
 from chaos.targets.coupons import COUPONS, CouponState, check_history
@@ -254,3 +255,26 @@ def test_a_clustered_run_is_reported_like_any_other(tmp_path: Path) -> None:
         "node": "node1",
     }
     assert "promotion 2.40 s" in paths["html"].read_text()
+
+
+def test_touched_judges_the_requests_a_pause_held_across_its_end() -> None:
+    # PgBouncer's PAUSE: no request is sent and answered inside the window, so `during`
+    # is empty; `touched` judges every request the fault touched, the held ones too.
+    r = synthetic_result()
+    r.scenario = replace(r.scenario, expect=Expect(during={200}, touched={200}), fault=ProxyDown())
+    r.operations = [
+        op("a", 200, start=0.5, end=0.51),
+        op("held", 200, start=1.5, end=3.2),
+        op("c", 200, start=3.1, end=3.12),
+    ]
+    assert not r.during()
+    by_name = {c.name: c for c in answer_checks(r)}
+    assert by_name["answers-during-fault"].passed
+    assert by_name["answers-touched-by-fault"].passed, by_name["answers-touched-by-fault"]
+    r.operations[1] = op("held", 504, start=1.5, end=3.2)
+    by_name = {c.name: c for c in answer_checks(r)}
+    assert not by_name["answers-touched-by-fault"].passed
+    assert "unexpected {'504': 1}" in by_name["answers-touched-by-fault"].detail
+    # Without `touched`, an empty window still fails: nothing was judged.
+    r.scenario = replace(r.scenario, expect=Expect(during={200}))
+    assert not {c.name: c for c in answer_checks(r)}["answers-during-fault"].passed

@@ -363,6 +363,8 @@ def test_a_scenario_names_the_router_it_needs_and_its_check_settings() -> None:
         ("{kind: ha, router: pgpool}", "expected one of libpq, haproxy"),
         ("{kind: ha, router: {kind: libpq, fall: 2}}", "not for libpq"),
         ("{kind: ha, router: {kind: haproxy, fall: 0}}", "fall: expected a whole number"),
+        ("{kind: ha, router: {kind: haproxy, query_wait_timeout: 5}}", "PgBouncer's, not for"),
+        ("{kind: ha, router: {kind: pgbouncer, query_wait_timeout: 0}}", "expected seconds > 0"),
     ]:
         _, problems = parse_scenarios(
             text.replace("{kind: ha, router: {kind: haproxy, check_interval: 4, fall: 2}}", bad),
@@ -379,7 +381,7 @@ def test_a_scenario_sets_the_service_and_what_every_touched_request_answers() ->
     text = """scenarios:
   - name: paused
     description: d
-    stack: {kind: ha, router: {kind: pgbouncer, check_interval: 0.5}}
+    stack: {kind: ha, router: {kind: pgbouncer, check_interval: 0.5, query_wait_timeout: 20}}
     service: {DB_POOL_ACQUIRE_TIMEOUT: 20, REQUEST_DEADLINE: 25.5, DB_TRANSACTION_POOLER: true}
     fault: {kind: paused-switchover}
     expect: {during: [200], touched: [200]}
@@ -391,7 +393,10 @@ def test_a_scenario_sets_the_service_and_what_every_touched_request_answers() ->
     kinds = fault_kinds()
     (paused, blackhole), problems = parse_scenarios(text, source="t", kinds=kinds)
     assert not problems
-    assert (paused.router, dict(paused.router_settings)) == ("pgbouncer", {"check_interval": 0.5})
+    assert (paused.router, dict(paused.router_settings)) == (
+        "pgbouncer",
+        {"check_interval": 0.5, "query_wait_timeout": 20},
+    )
     assert dict(paused.service_settings) == {
         "DB_POOL_ACQUIRE_TIMEOUT": "20",
         "REQUEST_DEADLINE": "25.5",

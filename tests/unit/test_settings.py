@@ -38,11 +38,12 @@ def test_session_options_carry_the_statement_timeout(monkeypatch: pytest.MonkeyP
 def test_the_pgbouncer_router_sets_the_session_settings_the_service_would() -> None:
     # chaos does not import the service: its copy of the session settings is checked here.
     from chaos.infra.ha_stack import HA_SERVICE_SETTINGS
-    from chaos.infra.routers import pooler_session_settings
+    from chaos.infra.routers import pooler_query_wait_timeout, pooler_session_settings
 
     for env in ({}, dict(HA_SERVICE_SETTINGS), {"DB_STATEMENT_TIMEOUT": "0.25"}):
         settings = Settings(**{k.lower(): v for k, v in env.items()})  # type: ignore[arg-type]
         assert pooler_session_settings(env) == settings.session_settings, env
+        assert pooler_query_wait_timeout(env) == settings.db_pool_acquire_timeout, env
 
 
 def test_behind_a_transaction_pooler_nothing_is_prepared_nor_sent_at_connect(
