@@ -415,7 +415,7 @@ class PausedSwitchover(Fault):
         ctx.over()
         pause = resumed - paused
         bound = pause_bound(stack, ctx.limits.statement_timeout)
-        wait = ctx.limits.acquire_timeout
+        wait = min(ctx.limits.acquire_timeout, bouncer.query_wait_timeout)
         ctx.evidence.append(f"PgBouncer paused for {pause:.2f} s")
         ctx.notes["pause_seconds"] = round(pause, 3)
         ctx.checks.append(
@@ -423,8 +423,9 @@ class PausedSwitchover(Fault):
                 "fault:pause-within-bound",
                 pause <= bound < wait,
                 f"paused {pause:.2f} s (bound {bound:.2f} s); the service waits "
-                f"{wait:g} s for a connection (acquire timeout), so clients wait, not fail, "
-                "only while the bound is below it",
+                f"{ctx.limits.acquire_timeout:g} s for a connection (acquire timeout) and "
+                f"PgBouncer {bouncer.query_wait_timeout:g} s for a server (query_wait_timeout), "
+                "so clients wait, not fail, only while the bound is below both",
             )
         )
 

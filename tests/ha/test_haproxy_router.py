@@ -16,6 +16,7 @@ from chaos.infra.routers import RouterSettings
 from chaos.run.engine import run_selection
 from chaos.scenarios.catalogue import by_name, catalogue, for_stack
 from chaos.targets.coupons import COUPONS
+from tests.ha.stacks import coupon_ha_stack
 
 pytestmark = [pytest.mark.ha, pytest.mark.timeout(900)]
 
@@ -24,16 +25,8 @@ SCENARIOS = ("failover-synchronous", "switchover-under-load", "switchover-stale-
 
 @pytest.fixture(scope="module")
 def haproxy_stack() -> Iterator[HaStack]:
-    stack = HaStack(
-        router="haproxy",
-        service_command=COUPONS.service_command,
-        service_settings_names=COUPONS.settings_names,
-    )
-    try:
-        stack.start()
+    with coupon_ha_stack("haproxy") as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def test_only_the_haproxy_stack_runs_the_stale_route_scenario() -> None:

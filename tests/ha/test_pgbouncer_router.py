@@ -18,6 +18,7 @@ from chaos.run.engine import run_selection
 from chaos.run.result import ScenarioResult
 from chaos.scenarios.catalogue import by_name, catalogue, for_stack
 from chaos.targets.coupons import COUPONS
+from tests.ha.stacks import coupon_ha_stack
 
 pytestmark = [pytest.mark.ha, pytest.mark.timeout(900)]
 
@@ -26,16 +27,8 @@ SCENARIOS = ("switchover-paused-pgbouncer", "pgbouncer-restart", "pgbouncer-blac
 
 @pytest.fixture(scope="module")
 def pgbouncer_stack() -> Iterator[HaStack]:
-    stack = HaStack(
-        router="pgbouncer",
-        service_command=COUPONS.service_command,
-        service_settings_names=COUPONS.settings_names,
-    )
-    try:
-        stack.start()
+    with coupon_ha_stack("pgbouncer") as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def run(stack: HaStack, name: str) -> ScenarioResult:
