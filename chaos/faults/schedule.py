@@ -27,30 +27,10 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 
-import httpx
-
-from chaos.errors import ChaosError
 from chaos.faults.base import Fault, FaultContext
-from chaos.infra.probes import read_metrics
+from chaos.infra.probes import pool_counters
 
-__all__ = ["POOL_COUNTERS", "Step", "Timeline", "pool_counters"]
-
-POOL_COUNTERS = {
-    "connections-lost": ("db_pool_connections_lost_total", "db_pool_returns_bad_total"),
-    "checks-failed": ("db_pool_checks_failed_total",),
-    "connect-errors": ("db_pool_connections_errors_total",),
-}
-"""The service's pool counters that prove a fault acted, by the evidence kind they give
-(chaos.scenarios.model.EVIDENCE_KINDS), each the sum of these metrics."""
-
-
-def pool_counters(service: httpx.Client) -> dict[str, int] | None:
-    """The pool counters now, by evidence kind; None when /metrics does not answer."""
-    try:
-        m = read_metrics(service)
-    except ChaosError:
-        return None
-    return {kind: int(sum(m.get(n, 0) for n in names)) for kind, names in POOL_COUNTERS.items()}
+__all__ = ["Step", "Timeline"]
 
 
 @dataclass(frozen=True)

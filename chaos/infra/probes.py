@@ -4,7 +4,7 @@ pg_stat_activity."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import asdict, dataclass
 
@@ -20,6 +20,7 @@ __all__ = [
     "Leak",
     "Sessions",
     "Snapshot",
+    "pool_counters",
     "read_limits",
     "read_metrics",
     "snapshot",
@@ -71,6 +72,38 @@ class Snapshot:
         """Plain dict, for reports."""
         return asdict(self)
 
+    def counters(self) -> dict[str, int]:
+        """The pool counters that prove a fault acted, by the evidence kind they give
+        (chaos.scenarios.model.EVIDENCE_KINDS)."""
+        return _by_evidence_kind(self.as_dict())
+
+
+def _pool_counters(m: Mapping[str, float]) -> dict[str, int]:
+    """The service's pool counters in /metrics, as Snapshot fields."""
+    return {
+        "connections_lost": int(m.get("db_pool_connections_lost_total", 0)),
+        "returns_bad": int(m.get("db_pool_returns_bad_total", 0)),
+        "checks_failed": int(m.get("db_pool_checks_failed_total", 0)),
+        "connection_errors": int(m.get("db_pool_connections_errors_total", 0)),
+    }
+
+
+def pool_counters(client: httpx.Client) -> dict[str, int] | None:
+    """`Snapshot.counters()` now, from /metrics alone; None when it does not answer."""
+    try:
+        m = read_metrics(client)
+    except ChaosError:
+        return None
+    return _by_evidence_kind(_pool_counters(m))
+
+
+def _by_evidence_kind(fields: Mapping[str, int]) -> dict[str, int]:
+    return {
+        "connections-lost": fields["connections_lost"] + fields["returns_bad"],
+        "checks-failed": fields["checks_failed"],
+        "connect-errors": fields["connection_errors"],
+    }
+
 
 Sessions = Callable[[], int]
 """Counts the service's database sessions where pg_stat_activity cannot (a pooler's
@@ -98,10 +131,7 @@ def snapshot(
         backends=sessions() if sessions is not None else len(backends),
         idle_in_transaction=sum(1 for b in backends if b.state == "idle in transaction"),
         active_backends=sum(1 for b in backends if b.state == "active"),
-        connections_lost=int(m.get("db_pool_connections_lost_total", 0)),
-        returns_bad=int(m.get("db_pool_returns_bad_total", 0)),
-        checks_failed=int(m.get("db_pool_checks_failed_total", 0)),
-        connection_errors=int(m.get("db_pool_connections_errors_total", 0)),
+        **_pool_counters(m),
     )
 
 

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from chaos.core.bounds import DEADLINE, HEALTH
 from chaos.core.checks import CheckResult, sample
 from chaos.core.history import Operation, percentile
-from chaos.infra.probes import Snapshot
 from chaos.infra.roles import PRIMARY
 from chaos.run.result import ScenarioResult
 
@@ -106,19 +105,11 @@ def _counter_evidence(before: Mapping[str, int], after: Mapping[str, int]) -> di
     }
 
 
-def _counters(snap: Snapshot) -> dict[str, int]:
-    return {
-        "connections-lost": snap.connections_lost + snap.returns_bad,
-        "checks-failed": snap.checks_failed,
-        "connect-errors": snap.connection_errors,
-    }
-
-
 def evidence(r: ScenarioResult) -> dict[str, str]:
     """Every kind of evidence the run holds that the fault acted, with what was seen."""
     found = _answer_evidence(r, r.touched(), r.during())
     if r.baseline and r.after:
-        found.update(_counter_evidence(_counters(r.baseline), _counters(r.after)))
+        found.update(_counter_evidence(r.baseline.counters(), r.after.counters()))
     if r.evidence:
         found["fault"] = "; ".join(r.evidence)
     return found
@@ -143,7 +134,7 @@ def step_evidence(r: ScenarioResult) -> list[tuple[str, dict[str, str]]] | None:
         during = [op for op in r.operations if on <= op.start and op.end <= off]
         found = _answer_evidence(r, touched, during)
         before = step.get("counters_on")
-        after = step.get("counters_after") or (_counters(r.after) if r.after else None)
+        after = step.get("counters_after") or (r.after.counters() if r.after else None)
         if isinstance(before, dict) and isinstance(after, dict):
             found.update(_counter_evidence(before, after))
         if step.get("evidence"):
