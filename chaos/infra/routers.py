@@ -75,6 +75,10 @@ SERVER_LOGIN_RETRY = 1
 #: every service replica's pool together.
 PGBOUNCER_POOL_SIZE = 40
 
+#: Seconds PgBouncer gives a server connection and login (`server_connect_timeout`, 15 s
+#: by default): as the service's own connect timeout.
+SERVER_CONNECT_TIMEOUT = 2
+
 
 @dataclass(frozen=True, slots=True)
 class RouterSettings:
@@ -322,7 +326,9 @@ default_pool_size = {PGBOUNCER_POOL_SIZE}
 max_client_conn = 1000
 server_login_retry = {SERVER_LOGIN_RETRY}
 query_wait_timeout = {self.query_wait_timeout:g}
-server_connect_timeout = 2
+server_connect_timeout = {SERVER_CONNECT_TIMEOUT}
+; a server session is checked before each reuse: one that died idle fails the check, not
+; a client's query
 server_check_delay = 0
 ignore_startup_parameters = extra_float_digits
 admin_users = {self.user}
@@ -382,7 +388,9 @@ admin_users = {self.user}
         url = f"postgresql://{self.user}@127.0.0.1:{self.port}/pgbouncer?sslmode=disable"
         try:
             with (
-                psycopg.connect(url, autocommit=True, connect_timeout=2) as conn,
+                psycopg.connect(
+                    url, autocommit=True, connect_timeout=SERVER_CONNECT_TIMEOUT
+                ) as conn,
                 ClientCursor(conn) as cur,
             ):
                 cur.execute(command)
