@@ -81,6 +81,12 @@ def _leader(stack: HaStack) -> str:
     return leader
 
 
+def _switchover_candidate(stack: HaStack, old: str) -> str:
+    """The standby a switchover hands over to: in synchronous mode Patroni hands over
+    only to a synchronous standby."""
+    return (stack.sync_standbys() or stack.standbys_of(old))[0]
+
+
 def promotion_bound(stack: HaStack) -> float:
     """From a power cut of the primary to a standby's promotion: the dead leader's key
     expires at most ttl after its last renewal; a standby's next loop takes it and
@@ -241,8 +247,7 @@ class Switchover(Fault):
     def inject(self, ctx: FaultContext) -> None:
         stack, _ = _ha(ctx)
         old = _leader(stack)
-        # In synchronous mode Patroni hands over only to a synchronous standby.
-        candidate = (stack.sync_standbys() or stack.standbys_of(old))[0]
+        candidate = _switchover_candidate(stack, old)
         what = self.kind.split(" ")[0]
         since = ctx.mark(what)
         ctx.in_effect()
@@ -399,7 +404,7 @@ class PausedSwitchover(Fault):
         stack, bouncer = _pgbouncer(ctx)
         assert stack.haproxy is not None  # PgBouncer routes through HAProxy
         old = _leader(stack)
-        candidate = (stack.sync_standbys() or stack.standbys_of(old))[0]
+        candidate = _switchover_candidate(stack, old)
         paused = ctx.mark("pause")
         ctx.in_effect()
         ctx.resources.callback(_resume, bouncer)

@@ -34,6 +34,7 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,13 @@ from chaos.infra.routers import (
     pooler_session_settings,
 )
 from chaos.infra.service import ServiceProcess
-from chaos.infra.stack import CHAOS_SERVICE_SETTINGS, Stack, StackEndpoints, start_toxiproxy
+from chaos.infra.stack import (
+    CHAOS_SERVICE_SETTINGS,
+    Stack,
+    StackEndpoints,
+    start_toxiproxy,
+    stop_each,
+)
 from chaos.infra.waiting import free_port, wait_for
 
 __all__ = [
@@ -342,13 +349,11 @@ class HaStack(Stack):
                 proxies[node.client_proxy] = f"127.0.0.1:{node.pg_port}"
                 proxies[node.replication_proxy] = f"127.0.0.1:{node.pg_port}"
                 proxies[node.etcd_proxy] = etcd
-            if self._router != "libpq":
-                backends = [Backend(n.name, n.client_port, n.api_port) for n in self.nodes]
-                self.haproxy = HaProxy(backends, self.workdir)
+            # PgBouncer's upstream is HAProxy, whose backends are the proxies made below.
+            haproxy_port = free_port() if self._router != "libpq" else 0
             if self._router == "pgbouncer":
-                assert self.haproxy is not None
                 self.pgbouncer = PgBouncer(
-                    upstream=self.haproxy.url_host,
+                    upstream=f"127.0.0.1:{haproxy_port}",
                     database=DATABASE,
                     user=SUPERUSER,
                     session_settings=pooler_session_settings(self.service_settings),
@@ -364,6 +369,9 @@ class HaStack(Stack):
                 node.replication_port = ports[node.replication_proxy]
                 node.etcd_port = ports[node.etcd_proxy]
             self._pgbouncer_port = ports.get(PGBOUNCER_PROXY, 0)
+            if haproxy_port:
+                backends = [Backend(n.name, n.client_port, n.api_port) for n in self.nodes]
+                self.haproxy = HaProxy(backends, self.workdir, port=haproxy_port)
             for node in self.nodes:
                 self._write_config(node, patroni)
             # The first node bootstraps the cluster; the others clone it once it leads.
@@ -377,9 +385,6 @@ class HaStack(Stack):
             self.wait_healthy(timeout=self.start_timeout)
             log.info("cluster healthy: %s", self.members())
             if self.haproxy is not None:
-                self.haproxy.backends = [
-                    Backend(n.name, n.client_port, n.api_port) for n in self.nodes
-                ]
                 self.haproxy.start()
                 leader = self._leader_node().name
                 self.haproxy.wait_routed(leader, timeout=HEAL_TIMEOUT)
@@ -546,34 +551,11 @@ class HaStack(Stack):
 
     def stop(self) -> None:
         """Service, nodes, Toxiproxy, etcd, work dir: each attempted even if one fails."""
-        errors: list[BaseException] = []
-        if self.service is not None:
-            try:
-                self.service.stop()
-            except Exception as exc:
-                errors.append(exc)
-            self.service = None
-        for router in (self.pgbouncer, self.haproxy):
-            if router is None:
-                continue
-            try:
-                router.stop()
-            except Exception as exc:
-                errors.append(exc)
-        self.pgbouncer = None
-        self.haproxy = None
-        for node in self.nodes:
-            try:
-                self.stop_node(node.name)
-            except Exception as exc:
-                errors.append(exc)
-        for part in (self.toxiproxy_process, self.etcd_process):
-            if part is None:
-                continue
-            try:
-                part.stop()
-            except Exception as exc:
-                errors.append(exc)
+        first = [p.stop for p in (self.service, self.pgbouncer, self.haproxy) if p is not None]
+        nodes = [partial(self.stop_node, node.name) for node in self.nodes]
+        last = [p.stop for p in (self.toxiproxy_process, self.etcd_process) if p is not None]
+        errors = stop_each([*first, *nodes, *last])
+        self.service = self.pgbouncer = self.haproxy = None
         self.toxiproxy_process = self.etcd_process = None
         self._http.close()
         self._http = httpx.Client(timeout=2.0)

@@ -171,10 +171,10 @@ class Backend:
 class HaProxy:
     """One HAProxy process routing a loopback port to the primary among `backends`."""
 
-    def __init__(self, backends: list[Backend], workdir: Path) -> None:
+    def __init__(self, backends: list[Backend], workdir: Path, *, port: int | None = None) -> None:
         self.backends = backends
         self.workdir = workdir
-        self.port = free_port()
+        self.port = port or free_port()
         self.settings = RouterSettings()
         self._process: ManagedProcess | None = None
 

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ __all__ = [
     "find_toxiproxy_server",
     "require_docker_sdk",
     "start_toxiproxy",
+    "stop_each",
     "with_address",
 ]
 
@@ -99,6 +100,17 @@ class StackEndpoints:
             "database_url": self.database_url,
             "proxied_database_url": self.proxied_database_url,
         }
+
+
+def stop_each(stops: Sequence[Callable[[], None]]) -> list[Exception]:
+    """Call every stop in order, each even when one before it failed; the failures."""
+    errors: list[Exception] = []
+    for stop in stops:
+        try:
+            stop()
+        except Exception as exc:
+            errors.append(exc)
+    return errors
 
 
 class Stack(ABC):
@@ -326,14 +338,8 @@ class LocalStack(Stack):
 
     def stop(self) -> None:
         """Service, Toxiproxy, PostgreSQL, temp dir: each attempted even if one fails."""
-        errors: list[BaseException] = []
-        for part in (self.service, self.toxiproxy_process, self.cluster):
-            if part is None:
-                continue
-            try:
-                part.stop()
-            except Exception as exc:
-                errors.append(exc)
+        parts = (self.service, self.toxiproxy_process, self.cluster)
+        errors = stop_each([part.stop for part in parts if part is not None])
         self.service = self.toxiproxy_process = None
         self.cluster = None
         if self.workdir is not None:
